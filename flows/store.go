@@ -125,9 +125,9 @@ type Version struct {
 
 // Event is one entry of a flow's history.
 type Event struct {
-	FlowID string    `json:"flow_id"`
-	Seq    int       `json:"seq"`
-	Action string    `json:"action"`
+	FlowID string `json:"flow_id"`
+	Seq    int    `json:"seq"`
+	Action string `json:"action"`
 	// Version is the version created (draft, import) or activated
 	// (publish, rollback).
 	Version int `json:"version"`

@@ -1,0 +1,196 @@
+// Package auth keeps the API's bearer tokens in the data store (component
+// "auth"). Only a SHA-256 hash of each token is stored: tokens are 256-bit
+// random strings, so a fast hash is enough and a stolen database yields no
+// usable token.
+//
+// A token carries a role. For now the API only distinguishes admin (may
+// change things) from every other valid token (may read); the roles of the
+// design (admin, supervisor, agent, auditor) and named accounts arrive with
+// the cases/privacy work, which can add an account column beside Role.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cq12345/hotline/sqldb"
+)
+
+// Role is what a token may do.
+type Role string
+
+// Roles of the design (DESIGN.md, personal data). Only Admin grants writes
+// to flows today.
+const (
+	Admin      Role = "admin"
+	Supervisor Role = "supervisor"
+	Agent      Role = "agent"
+	Auditor    Role = "auditor"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case Admin, Supervisor, Agent, Auditor:
+		return true
+	}
+	return false
+}
+
+// Token is a stored token (never its secret).
+type Token struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"` // who holds it; the actor in histories
+	Role      Role       `json:"role"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// ErrInvalid: the presented token is unknown or revoked.
+var ErrInvalid = errors.New("auth: invalid token")
+
+var migrations = []sqldb.Migration{{
+	Version: 1,
+	SQL: `CREATE TABLE auth_tokens (
+	id TEXT PRIMARY KEY,
+	hash TEXT NOT NULL UNIQUE,
+	name TEXT NOT NULL,
+	role TEXT NOT NULL,
+	created_at TEXT NOT NULL,
+	created_by TEXT NOT NULL,
+	revoked_at TEXT
+)`,
+}}
+
+// Store keeps tokens.
+type Store struct {
+	db *sqldb.DB
+}
+
+// NewStore migrates the "auth" component and returns the store.
+func NewStore(ctx context.Context, db *sqldb.DB) (*Store, error) {
+	if err := db.Migrate(ctx, "auth", migrations); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+const prefix = "hl_"
+
+func hash(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(h[:])
+}
+
+func newSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Create makes a token and returns its secret, which is shown once and never
+// stored.
+func (s *Store) Create(ctx context.Context, name string, role Role, createdBy string) (string, *Token, error) {
+	return s.create(ctx, s.db, name, role, createdBy)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+func (s *Store) create(ctx context.Context, ex execer, name string, role Role, createdBy string) (string, *Token, error) {
+	if !role.Valid() {
+		return "", nil, fmt.Errorf("auth: create token: unknown role %q", role)
+	}
+	if strings.TrimSpace(name) == "" {
+		return "", nil, errors.New("auth: create token: no name")
+	}
+	secret, err := newSecret()
+	if err != nil {
+		return "", nil, fmt.Errorf("auth: create token: %w", err)
+	}
+	t := &Token{ID: uuid.NewString(), Name: name, Role: role, CreatedAt: time.Now().UTC(), CreatedBy: createdBy}
+	if _, err := ex.ExecContext(ctx, `INSERT INTO auth_tokens (id, hash, name, role, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
+		t.ID, hash(secret), t.Name, string(t.Role), t.CreatedAt.Format(time.RFC3339Nano), createdBy); err != nil {
+		return "", nil, fmt.Errorf("auth: create token: %w", err)
+	}
+	return secret, t, nil
+}
+
+// CreateFirst creates an admin token only when the store has no usable
+// (unrevoked) token (bootstrap; also the way back in after revoking every
+// token), atomically also across processes sharing PostgreSQL. It returns ""
+// and nil when usable tokens exist already.
+func (s *Store) CreateFirst(ctx context.Context, name string) (string, *Token, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", nil, fmt.Errorf("auth: bootstrap: %w", err)
+	}
+	defer tx.Rollback()
+	if s.db.Dialect == sqldb.Postgres {
+		// Serialise bootstraps; SQLite transactions are exclusive already.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7345012346)`); err != nil {
+			return "", nil, fmt.Errorf("auth: bootstrap: %w", err)
+		}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_tokens WHERE revoked_at IS NULL`).Scan(&n); err != nil {
+		return "", nil, fmt.Errorf("auth: bootstrap: %w", err)
+	}
+	if n > 0 {
+		return "", nil, nil
+	}
+	secret, t, err := s.create(ctx, tx, name, Admin, "bootstrap")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return "", nil, fmt.Errorf("auth: bootstrap: %w", err)
+	}
+	return secret, t, nil
+}
+
+// Verify returns the token whose secret this is, or ErrInvalid.
+func (s *Store) Verify(ctx context.Context, secret string) (*Token, error) {
+	if !strings.HasPrefix(secret, prefix) {
+		return nil, ErrInvalid
+	}
+	var t Token
+	var role, created string
+	err := s.db.QueryRowContext(ctx, `SELECT id, name, role, created_at, created_by FROM auth_tokens WHERE hash = $1 AND revoked_at IS NULL`,
+		hash(secret)).Scan(&t.ID, &t.Name, &role, &created, &t.CreatedBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: verify: %w", err)
+	}
+	t.Role = Role(role)
+	t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	return &t, nil
+}
+
+// Revoke makes a token unusable.
+func (s *Store) Revoke(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE auth_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, id, time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return fmt.Errorf("auth: revoke %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("auth: revoke %s: no such active token", id)
+	}
+	return nil
+}

@@ -16,6 +16,11 @@ type Config struct {
 	Shards            int           // pacer goroutines; default runtime.GOMAXPROCS(0)
 	InactivityTimeout time.Duration // no inbound RTP this long => SessionConfig.OnInactive; default 30s; <0 disables
 	Logger            *slog.Logger
+	// MaxSockets bounds the pool when it grows: a session whose remote
+	// address is already served by every pool socket gets a new socket, so
+	// that (pool socket, remote address) stays unique. Default
+	// max(Sockets, 1024).
+	MaxSockets int
 }
 
 // EngineStats are cumulative counters of an Engine.
@@ -30,7 +35,8 @@ type EngineStats struct {
 	Sessions             int64 // currently open
 	Sockets              int   // sockets in the pool
 	Ticks                uint64
-	Late                 uint64 // pacer ticks that ran late
+	Late                 uint64        // pacer ticks that started more than 5 ms after their deadline
+	MaxLag               time.Duration // worst pacer tick start lag seen
 }
 
 // SessionConfig configures one RTP session (one call leg).

@@ -1,0 +1,244 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/rtp"
+	"golang.org/x/net/ipv4"
+)
+
+// recvLoop reads datagrams of one pool socket in batches (recvmmsg),
+// parses the RTP header into a reused rtp.Header and hands each packet to
+// its session. It is the only goroutine that touches the receive-side
+// state of the sessions on this socket.
+func (e *Engine) recvLoop(ps *poolSock) {
+	defer e.wg.Done()
+	msgs := make([]ipv4.Message, recvBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+	}
+	var h rtp.Header
+	for {
+		n, err := ps.pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if e.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			e.log.Warn("media: receive", "local", ps.local, "err", err)
+			time.Sleep(time.Millisecond) // do not spin on a persistent error
+			continue
+		}
+		now := time.Now()
+		var bytes, unknown, malformed uint64
+		for i := range n {
+			m := &msgs[i]
+			bytes += uint64(m.N)
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				malformed++
+				continue
+			}
+			ap := ua.AddrPort()
+			src := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			buf := m.Buffers[0][:m.N]
+			hn, err := h.Unmarshal(buf)
+			if err != nil || h.Version != 2 {
+				malformed++
+				continue
+			}
+			payload := buf[hn:]
+			if h.Padding {
+				// RFC 3550 section 5.1: the last octet counts the padding.
+				if len(payload) == 0 || int(payload[len(payload)-1]) > len(payload) || payload[len(payload)-1] == 0 {
+					malformed++
+					continue
+				}
+				payload = payload[:len(payload)-int(payload[len(payload)-1])]
+			}
+			s := ps.lookup(src, h.SSRC)
+			if s == nil {
+				unknown++
+				continue
+			}
+			s.receive(&h, payload, now)
+		}
+		e.pktRecv.Add(uint64(n))
+		e.bytesRecv.Add(bytes)
+		if unknown > 0 {
+			e.unknown.Add(unknown)
+		}
+		if malformed > 0 {
+			e.malformed.Add(malformed)
+		}
+	}
+}
+
+// lookup finds the session of an inbound packet: by exact source address
+// first, then by the latching rule (see latch).
+func (ps *poolSock) lookup(src netip.AddrPort, ssrc uint32) *Session {
+	ps.mu.RLock()
+	es := ps.byRemote[src]
+	var s *Session
+	switch len(es) {
+	case 0:
+	case 1:
+		s = es[0]
+	default:
+		s = pickBySSRC(es, ssrc)
+	}
+	ps.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	return ps.latch(src)
+}
+
+// pickBySSRC disambiguates sessions that share a (socket, remote) pair,
+// which only happens when the pool could not keep the pair unique (a
+// remote set late by SetRemote, or MaxSockets reached): a session that has
+// already heard this SSRC wins, else the oldest that has heard nothing.
+func pickBySSRC(es []*Session, ssrc uint32) *Session {
+	var fresh *Session
+	for _, s := range es {
+		if s.rcvd.Load() == 0 {
+			if fresh == nil {
+				fresh = s
+			}
+			continue
+		}
+		if s.rxSSRC.Load() == ssrc {
+			return s
+		}
+	}
+	return fresh
+}
+
+// Latching rule (symmetric RTP, RFC 4961; "comedia" latching as in RFC
+// 4145 deployments). A packet whose source matches no session is given to
+// a session on the same pool socket that has not received any packet yet,
+// with these preferences:
+//
+//  1. its expected remote has the same IP and only the port differs (a NAT
+//     that rewrites ports);
+//  2. its expected remote is not known yet (invalid AddrPort);
+//  3. its expected remote IP is a private, shared (100.64/10), link-local or
+//     unspecified address, i.e. the far end wrote its inside address into
+//     the SDP from behind a NAT.
+//
+// Latching happens only when exactly one session qualifies at the best
+// rank: with several calls set up at once on one socket an ambiguous
+// packet is dropped (counted as unknown source) rather than given to the
+// wrong call. After latching, we send to the packet's source. Sources that
+// qualify for nothing are counted in DroppedUnknownSource and dropped.
+func (ps *poolSock) latch(src netip.AddrPort) *Session {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if es := ps.byRemote[src]; len(es) > 0 {
+		return es[0]
+	}
+	var best *Session
+	bestRank, count := 4, 0
+	for _, s := range ps.all {
+		if s.rcvd.Load() != 0 || s.closedA.Load() {
+			continue
+		}
+		r := latchRank(s.key, src)
+		switch {
+		case r < bestRank:
+			best, bestRank, count = s, r, 1
+		case r == bestRank:
+			count++
+		}
+	}
+	if best == nil || count != 1 {
+		return nil
+	}
+	ps.moveLocked(best, src)
+	best.mu.Lock()
+	best.setRemoteLocked(src)
+	best.latched = true
+	best.mu.Unlock()
+	return best
+}
+
+// latchRank ranks a session expecting exp for a packet from src (lower is
+// better; 4 = not eligible).
+func latchRank(exp, src netip.AddrPort) int {
+	switch {
+	case !exp.IsValid():
+		return 2
+	case exp.Addr() == src.Addr():
+		return 1
+	case isNATInside(exp.Addr()):
+		return 3
+	}
+	return 4
+}
+
+// isNATInside reports addresses a far end behind a NAT would put in SDP.
+func isNATInside(a netip.Addr) bool {
+	if a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+		return true
+	}
+	return a.Is4() && netip.MustParsePrefix("100.64.0.0/10").Contains(a) // RFC 6598
+}
+
+// addLocked registers s under key on the socket. Called with ps.mu held.
+func (ps *poolSock) addLocked(s *Session, key netip.AddrPort) {
+	s.key = key
+	ps.byRemote[key] = append(ps.byRemote[key], s)
+	ps.all = append(ps.all, s)
+}
+
+// moveLocked re-keys s to key. Called with ps.mu held.
+func (ps *poolSock) moveLocked(s *Session, key netip.AddrPort) {
+	ps.unkeyLocked(s)
+	s.key = key
+	ps.byRemote[key] = append(ps.byRemote[key], s)
+}
+
+// unkeyLocked removes s from byRemote. Called with ps.mu held.
+func (ps *poolSock) unkeyLocked(s *Session) {
+	es := ps.byRemote[s.key]
+	for i, x := range es {
+		if x == s {
+			es = append(es[:i], es[i+1:]...)
+			break
+		}
+	}
+	if len(es) == 0 {
+		delete(ps.byRemote, s.key)
+	} else {
+		ps.byRemote[s.key] = es
+	}
+}
+
+// remove forgets s.
+func (ps *poolSock) remove(s *Session) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.unkeyLocked(s)
+	for i, x := range ps.all {
+		if x == s {
+			ps.all = append(ps.all[:i], ps.all[i+1:]...)
+			break
+		}
+	}
+}
+
+// usedBy reports whether a session on this socket already has remote key.
+func (ps *poolSock) usedBy(key netip.AddrPort) bool {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return len(ps.byRemote[key]) > 0
+}
+
+// load is the number of sessions on the socket.
+func (ps *poolSock) load() int {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return len(ps.all)
+}

@@ -6,7 +6,7 @@ import (
 )
 
 // Event is a message from the events WebSocket: one of the generated
-// event structs (*StasisStart, *ChannelDtmfReceived, …), *MissingParams,
+// event structs (*StasisStart, *ChannelDTMFReceived, …), *MissingParams,
 // or *UnknownEvent for a type this build does not know.
 type Event interface {
 	// EventType is the message's "type".

@@ -308,17 +308,33 @@ func TestEventsURLMatchesSpec(t *testing.T) {
 // re-encodes to the same JSON (same field set, same values).
 func TestTranscriptEventsDecodeLossless(t *testing.T) {
 	dir := needShared(t, "transcripts")
-	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	files, err := filepath.Glob(filepath.Join(dir, "*.events.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := filepath.Glob("testdata/*.events.jsonl")
+	observer, _ := filepath.Glob(filepath.Join(dir, "*.observer.jsonl"))
+	if n := decodeAll(t, append(files, observer...)); n < 200 {
+		t.Errorf("only %d events checked", n)
+	}
+}
+
+// TestTestdataEventsDecodeLossless is the same check on the committed
+// copies, so that it runs in a fresh clone too.
+func TestTestdataEventsDecodeLossless(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.events.jsonl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	if n := decodeAll(t, files); n < 20 {
+		t.Errorf("only %d events checked", n)
+	}
+}
+
+func decodeAll(t *testing.T, files []string) int {
+	t.Helper()
 	n := 0
 	types := map[string]int{}
-	for _, f := range append(files, local...) {
-		if strings.HasSuffix(f, ".requests.jsonl") {
-			continue
-		}
+	for _, f := range files {
 		for i, line := range jsonLines(t, f) {
 			ev, err := DecodeEvent(line)
 			if err != nil {
@@ -333,15 +349,13 @@ func TestTranscriptEventsDecodeLossless(t *testing.T) {
 			assertSameJSON(t, f, i+1, line, ev)
 		}
 	}
-	if n < 200 {
-		t.Errorf("only %d events checked", n)
-	}
 	keys := make([]string, 0, len(types))
 	for k := range types {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	t.Logf("%d events, types: %v", n, keys)
+	t.Logf("%d events in %d files, types: %v", n, len(files), keys)
+	return n
 }
 
 func assertSameJSON(t *testing.T, file string, line int, orig []byte, ev Event) {

@@ -9,11 +9,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/prompts"
+	"github.com/cq12345/hotline/routing"
 	"github.com/cq12345/hotline/sqldb"
 )
 
@@ -78,4 +83,75 @@ func pgSchema(t testing.TB, dsn string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// SmallFlow is a valid flow in the ivr flow language (against Env): a
+// greeting, a menu with 4 for 12315 and 0 for an agent.
+const SmallFlow = `name: small
+description: A small flow for tests.
+languages: [zh-CN, en]
+start: greet
+nodes:
+  greet:
+    kind: play
+    prompts: [greeting]
+    next: main
+  main:
+    kind: menu
+    prompts: [main-menu]
+    no_input_prompts: [no-input]
+    invalid_prompts: [invalid-key]
+    options:
+      "4": to-12315
+      "0": agent
+    on_exhausted: agent
+  to-12315:
+    kind: transfer
+    destination: "12315"
+    prompts: [transferring-12315]
+    on_fail: agent
+  agent:
+    kind: queue
+    queue: general
+    prompts: [transferring-agent]
+`
+
+// SmallFlowV2 is SmallFlow without the 12315 option (4 now reaches an
+// agent too).
+var SmallFlowV2 = strings.Replace(strings.Replace(SmallFlow, `"4": to-12315`, `"4": agent`, 1),
+	"  to-12315:\n    kind: transfer\n    destination: \"12315\"\n    prompts: [transferring-12315]\n    on_fail: agent\n", "", 1)
+
+// BrokenFlow has three problems: an unknown target, a missing prompt and an
+// unconfigured queue.
+const BrokenFlow = `name: small
+languages: [zh-CN, en]
+start: greet
+nodes:
+  greet:
+    kind: play
+    prompts: [greeting]
+    next: nowhere
+  agent:
+    kind: queue
+    queue: no-such-queue
+    prompts: [no-such-prompt]
+`
+
+// Env is an ivr environment for tests: the embedded prompt catalogue, the
+// destination "12315", the queue "general" and the default calendars.
+func Env(t testing.TB) ivr.Env {
+	t.Helper()
+	b, err := fs.ReadFile(prompts.Embedded(), "catalogue.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := prompts.ParseCatalogue(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cals, err := routing.DefaultCalendars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ivr.Env{Catalogue: cat, Destinations: map[string]bool{"12315": true}, Queues: map[string]bool{"general": true}, Calendars: cals}
 }

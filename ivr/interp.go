@@ -111,6 +111,7 @@ type run struct {
 	log    *slog.Logger
 	caller string // masked
 	other  string // final action besides routing: "callback", "message"
+	failed bool   // the last routing decision failed
 }
 
 // Run runs flow f on call until the flow or the caller ends it. A caller
@@ -197,7 +198,7 @@ func (in *Interpreter) Run(ctx context.Context, call Call, f *Flow) (*Result, er
 }
 
 func (r *run) final() Action {
-	if n := len(r.res.Decisions); n > 0 {
+	if n := len(r.res.Decisions); n > 0 && !(r.failed && r.other != "") {
 		d := r.res.Decisions[n-1]
 		return Action{Kind: d.Kind, ID: d.ID}
 	}
@@ -551,6 +552,7 @@ func (r *run) route(ctx context.Context, n *Node, step *Step) (string, error) {
 	}
 	step.Outcome = &out
 	step.Branch = out.Status
+	r.failed = out.Status != OutcomeReturned && out.Status != OutcomeLeft
 	r.log.InfoContext(ctx, "ivr: routing outcome", "kind", d.Kind, "id", d.ID, "status", out.Status, "reason", out.Reason)
 	switch out.Status {
 	case OutcomeReturned:

@@ -77,3 +77,10 @@ func OnTime(due string, closed time.Time) bool {
 	}
 	return closed.In(shanghai).Format("2006-01-02") <= due
 }
+
+// WorkingDayFunc adapts a function to WorkingDayCalendar, e.g. the routing
+// package's Calendars.DayKind.
+type WorkingDayFunc func(date time.Time) bool
+
+// IsWorkingDay implements WorkingDayCalendar.
+func (f WorkingDayFunc) IsWorkingDay(date time.Time) bool { return f(date) }

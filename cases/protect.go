@@ -143,6 +143,16 @@ func NewProtector(keys *KeyRing, hashKey []byte) (*Protector, error) {
 // "13800138000"; "+86 23 6386 2437", "023-63862437" and (with area "23")
 // "63862437" all give "2363862437".
 func NormaliseCaller(n, defaultArea string) string {
+	// A SIP or tel URI: keep the user part only (RFC 3261 19.1, RFC 3966).
+	if i := strings.IndexByte(n, ':'); i >= 0 {
+		switch strings.ToLower(strings.TrimSpace(n[:i])) {
+		case "sip", "sips", "tel":
+			n = n[i+1:]
+		}
+	}
+	if i := strings.IndexAny(n, "@;"); i >= 0 {
+		n = n[:i]
+	}
 	var b strings.Builder
 	for _, r := range n {
 		if r >= '0' && r <= '9' {
@@ -199,10 +209,18 @@ const (
 func ParseKeys(text string) (*KeyRing, error) {
 	keys := map[string][]byte{}
 	current := ""
-	sc := bufio.NewScanner(strings.NewReader(strings.ReplaceAll(text, ";", "\n")))
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		lines = append(lines, strings.Split(line, ";")...)
+	}
+	for _, line := range lines {
+		line = strings.TrimSpace(line)
+		if line == "" {
 			continue
 		}
 		f := strings.Fields(line)
@@ -287,7 +305,7 @@ func generateKeys(dir, kf, hf string) error {
 		return fmt.Errorf("cases: generate key: %w", err)
 	}
 	id := "k" + randomID(4)
-	body := "# case data keys: \"<id> <base64>\"; the last line seals. Append a key to rotate.\n" +
+	body := "# case data keys, one \"<id> <base64>\" a line. The last line seals: append a key to rotate.\n" +
 		id + " " + base64.StdEncoding.EncodeToString(k) + "\n"
 	for _, f := range []struct{ path, text string }{{kf, body}, {hf, base64.StdEncoding.EncodeToString(h) + "\n"}} {
 		fd, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

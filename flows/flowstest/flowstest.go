@@ -121,8 +121,8 @@ nodes:
 var SmallFlowV2 = strings.Replace(strings.Replace(SmallFlow, `"4": to-12315`, `"4": agent`, 1),
 	"  to-12315:\n    kind: transfer\n    destination: \"12315\"\n    prompts: [transferring-12315]\n    on_fail: agent\n", "", 1)
 
-// BrokenFlow has three problems: an unknown target, a missing prompt and an
-// unconfigured queue.
+// BrokenFlow has four problems: an unknown target (line 6), an unreachable
+// node, a missing prompt and an unconfigured queue (line 10).
 const BrokenFlow = `name: small
 languages: [zh-CN, en]
 start: greet

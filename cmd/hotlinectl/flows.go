@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/cq12345/hotline/api"
 	"github.com/cq12345/hotline/api/client"
 	"github.com/cq12345/hotline/flows"
@@ -129,7 +131,7 @@ func (c *FlowsGetCmd) Run(g *Globals) error {
 // FlowsPutCmd: flows put FILE --id ID.
 type FlowsPutCmd struct {
 	File    string `arg:"" type:"existingfile" help:"Flow YAML file."`
-	ID      string `required:"" help:"Flow id, e.g. chongqing-12345."`
+	ID      string `help:"Flow id, e.g. chongqing-12345 (default: the file's name: field)."`
 	Comment string `short:"m" help:"What changed and why."`
 }
 
@@ -138,11 +140,21 @@ func (c *FlowsPutCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	id := c.ID
+	if id == "" {
+		var head struct {
+			Name string `yaml:"name"`
+		}
+		if yaml.Unmarshal(src, &head) != nil || head.Name == "" {
+			return fmt.Errorf("%s has no name: field; give --id", c.File)
+		}
+		id = head.Name
+	}
 	cl, err := g.Client()
 	if err != nil {
 		return err
 	}
-	v, err := cl.SaveDraft(g.ctx, c.ID, src, c.Comment)
+	v, err := cl.SaveDraft(g.ctx, id, src, c.Comment)
 	if err != nil {
 		return g.explain(err)
 	}

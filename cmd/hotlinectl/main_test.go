@@ -81,7 +81,7 @@ func TestFlowsCommands(t *testing.T) {
 		{"publish broken", []string{"flows", "publish", "small", "--version", "2"}, 1, nil, []string{"small v2 is invalid", "no-such-queue", "no-such-prompt"}},
 		{"validate file on the server", []string{"flows", "validate", f.file("broken.yaml")}, 1, []string{"invalid, 4 problems", "line 10: nodes.agent.queue"}, nil},
 		{"validate stored", []string{"flows", "validate", "--id", "small", "--version", "1"}, 0, []string{"small v1: valid"}, nil},
-		{"put v3", []string{"flows", "put", f.file("v2.yaml"), "--id", "small"}, 0, []string{"saved small v3"}, nil},
+		{"put v3 (id from the file's name)", []string{"flows", "put", f.file("v2.yaml")}, 0, []string{"saved small v3"}, nil},
 		{"publish v3", []string{"flows", "publish", "small", "-v", "3"}, 0, []string{"small v3 is published"}, nil},
 		{"list", []string{"flows", "list"}, 0, []string{"ID", "small", "v3", "alice"}, nil},
 		{"diff", []string{"flows", "diff", "small", "--from", "1", "--to", "3"}, 0, []string{"--- small v1", "+++ small v3", "-      \"4\": to-12315", "+      \"4\": agent"}, nil},

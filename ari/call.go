@@ -171,26 +171,25 @@ func (c *call) recheckPlayback(ctx context.Context) {
 
 // finish runs when the handler returned: a call still up is hung up, or,
 // when the plane is stopping, handed back to the dialplan (continue), so a
-// restart of hotlined does not cut callers off.
+// restart of hotlined does not cut callers off. Calls whose StasisEnd is
+// still in flight when the plane stops are ended by Plane.Run's sweep.
 func (c *call) finish(ctx context.Context) {
-	if !c.ended() {
-		if c.p.isStopping() || ctx.Err() != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.p.cfg.ShutdownTimeout)
-			err := c.p.client.ChannelsContinueInDialplan(sctx, c.id, ChannelsContinueInDialplanParams{})
-			if err != nil && !errors.Is(err, ErrNotFound) {
-				c.p.log.Warn("ari: shutdown: continue failed, hanging up", "channel", c.id, "err", err)
-				c.hangup(sctx, "normal", "shutdown")
-			}
-			cancel()
-			c.end("shutdown")
-		} else {
-			c.hangup(ctx, "normal", "handler returned")
-		}
+	if c.ended() {
+		return
 	}
-	// The handler is gone: nothing reads the call any more. Stop waiting
-	// for StasisEnd if the hang-up reply said the channel is already gone.
-	if c.p.isStopping() {
+	if c.p.isStopping() || ctx.Err() != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.p.cfg.ShutdownTimeout)
+		defer cancel()
+		err := c.p.client.ChannelsContinueInDialplan(sctx, c.id, ChannelsContinueInDialplanParams{})
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			c.p.log.Warn("ari: shutdown: continue failed, hanging up", "channel", c.id, "err", err)
+			_ = c.hangup(sctx, "normal", "shutdown")
+		}
 		c.end("shutdown")
+		return
+	}
+	if err := c.hangup(ctx, "normal", "handler returned"); err != nil {
+		c.p.log.Warn("ari: hang-up after handler", "channel", c.id, "err", err)
 	}
 }
 

@@ -59,7 +59,8 @@ type Plane struct {
 	mu       sync.Mutex
 	calls    map[string]*call // by channel id
 	stopping bool
-	wg       sync.WaitGroup // handler and pump goroutines
+	handlers sync.WaitGroup // ServeCall goroutines
+	pumps    sync.WaitGroup // per-call event pumps
 }
 
 // New checks cfg and returns a Plane; it does not connect.
@@ -110,7 +111,18 @@ func (p *Plane) Run(ctx context.Context, h Handler) error {
 	p.stopping = true
 	p.mu.Unlock()
 	// Handlers see ctx done and return; their exit path hands calls back.
-	p.wg.Wait()
+	p.handlers.Wait()
+	// Calls whose StasisEnd never came (the stream is closed) end here.
+	p.mu.Lock()
+	left := make([]*call, 0, len(p.calls))
+	for _, c := range p.calls {
+		left = append(left, c)
+	}
+	p.mu.Unlock()
+	for _, c := range left {
+		c.end("shutdown")
+	}
+	p.pumps.Wait()
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
@@ -273,11 +285,12 @@ func (s *streamHandler) startCall(ch Channel, args []string) {
 	}
 	c := newCall(p, ch, p.cfg.QueueSize)
 	p.calls[ch.ID] = c
-	p.wg.Add(2)
+	p.handlers.Add(1)
+	p.pumps.Add(1)
 	p.mu.Unlock()
-	go func() { defer p.wg.Done(); c.pump() }()
+	go func() { defer p.pumps.Done(); c.pump() }()
 	go func() {
-		defer p.wg.Done()
+		defer p.handlers.Done()
 		s.serve(c, ch, args)
 	}()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,8 @@ func (e *env) stop(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Error("Run did not return after cancel")
+		buf := make([]byte, 1<<20)
+		t.Errorf("Run did not return after cancel:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -32,8 +32,11 @@ type EngineStats struct {
 	DroppedUnknownSource uint64
 	DroppedMalformed     uint64
 	SendErrors           uint64
-	Sessions             int64 // currently open
-	Sockets              int   // sockets in the pool
+	SendCalls            uint64 // sendmmsg calls (PacketsSent/SendCalls = mean batch)
+	RecvCalls            uint64 // recvmmsg calls
+	RTCPIgnored          uint64 // RTCP packets multiplexed on our ports (RFC 5761), not used
+	Sessions             int64  // currently open
+	Sockets              int    // sockets in the pool
 	Ticks                uint64
 	Late                 uint64        // pacer ticks that started more than 5 ms after their deadline
 	MaxLag               time.Duration // worst pacer tick start lag seen

@@ -73,6 +73,7 @@ type Engine struct {
 	pktSent, bytesSent, pktRecv, bytesRecv atomic.Uint64
 	unknown, malformed, sendErr            atomic.Uint64
 	ticks, late                            atomic.Uint64
+	sendCalls, recvCalls, rtcp             atomic.Uint64
 	maxLag                                 atomic.Int64
 	nSessions                              atomic.Int64
 	nSocks                                 atomic.Int64
@@ -253,6 +254,9 @@ func (e *Engine) Stats() EngineStats {
 		DroppedUnknownSource: e.unknown.Load(),
 		DroppedMalformed:     e.malformed.Load(),
 		SendErrors:           e.sendErr.Load(),
+		SendCalls:            e.sendCalls.Load(),
+		RecvCalls:            e.recvCalls.Load(),
+		RTCPIgnored:          e.rtcp.Load(),
 		Sessions:             e.nSessions.Load(),
 		Sockets:              int(e.nSocks.Load()),
 		Ticks:                e.ticks.Load(),

@@ -277,13 +277,14 @@ func (sh *shard) drop(ps *poolSock) {
 // flush sends every socket's batch with sendmmsg.
 func (sh *shard) flush() {
 	e := sh.e
-	var pkts, bytes, errs uint64
+	var pkts, bytes, errs, calls uint64
 	for _, idx := range sh.used {
 		b := &sh.batches[idx]
 		msgs := b.msgs[:b.n]
 		for len(msgs) > 0 {
 			chunk := msgs[:min(len(msgs), maxSendBatch)]
 			n, err := b.ps.pc.WriteBatch(chunk, 0)
+			calls++
 			for i := range max(n, 0) {
 				bytes += uint64(len(chunk[i].Buffers[0]))
 			}
@@ -304,6 +305,7 @@ func (sh *shard) flush() {
 	}
 	sh.used = sh.used[:0]
 	e.pktSent.Add(pkts)
+	e.sendCalls.Add(calls)
 	e.bytesSent.Add(bytes)
 	if errs > 0 {
 		e.sendErr.Add(errs)

@@ -32,7 +32,7 @@ func (e *Engine) recvLoop(ps *poolSock) {
 			continue
 		}
 		now := time.Now()
-		var bytes, unknown, malformed uint64
+		var bytes, unknown, malformed, rtcp uint64
 		for i := range n {
 			m := &msgs[i]
 			bytes += uint64(m.N)
@@ -47,6 +47,12 @@ func (e *Engine) recvLoop(ps *poolSock) {
 			hn, err := h.Unmarshal(buf)
 			if err != nil || h.Version != 2 {
 				malformed++
+				continue
+			}
+			if h.PayloadType >= 64 && h.PayloadType <= 95 {
+				// RTCP multiplexed on the RTP port (RFC 5761 section 4):
+				// packet types 192-223 read as RTP payload types 64-95.
+				rtcp++
 				continue
 			}
 			payload := buf[hn:]
@@ -65,10 +71,14 @@ func (e *Engine) recvLoop(ps *poolSock) {
 			}
 			s.receive(&h, payload, now)
 		}
+		e.recvCalls.Add(1)
 		e.pktRecv.Add(uint64(n))
 		e.bytesRecv.Add(bytes)
 		if unknown > 0 {
 			e.unknown.Add(unknown)
+		}
+		if rtcp > 0 {
+			e.rtcp.Add(rtcp)
 		}
 		if malformed > 0 {
 			e.malformed.Add(malformed)

@@ -143,17 +143,22 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	chosen.addLocked(s, remote)
 	chosen.mu.Unlock()
 
-	// Least loaded (shard, slot).
+	// Pacer slot: sessions of one socket are kept in the same few (shard,
+	// slot) groups so that each tick sends big sendmmsg batches on few
+	// sockets (and the peer receives big recvmmsg batches); among the
+	// groups of this socket, the least loaded.
+	groups := len(e.shards) * e.slots
+	m := min(len(e.socks), groups)
 	var bestSh *shard
 	bestSlot, bestLoad := 0, -1
-	for _, sh := range e.shards {
+	for g := chosen.idx % m; g < groups; g += m {
+		sh, slot := e.shards[g%len(e.shards)], g/len(e.shards)
 		sh.mu.Lock()
-		for k, l := range sh.slots {
-			if bestLoad < 0 || len(l) < bestLoad {
-				bestSh, bestSlot, bestLoad = sh, k, len(l)
-			}
-		}
+		l := len(sh.slots[slot])
 		sh.mu.Unlock()
+		if bestLoad < 0 || l < bestLoad {
+			bestSh, bestSlot, bestLoad = sh, slot, l
+		}
 	}
 	s.sh, s.slot = bestSh, bestSlot
 	bestSh.add(s)

@@ -77,6 +77,8 @@ type Node struct {
 	// node, "nodes.survey/ask" (file "survey").
 	Path string
 	Line int
+	// lines maps a field name to its line, for precise messages.
+	lines map[string]int
 
 	Prompts []string
 	BargeIn bool
@@ -129,6 +131,14 @@ type Node struct {
 
 	// include (resolved at load: the node then jumps into the sub-flow)
 	Flow string
+}
+
+// fieldLine is the line of a field, or of the node when unknown.
+func (n *Node) fieldLine(field string) int {
+	if l := n.lines[field]; l > 0 {
+		return l
+	}
+	return n.Line
 }
 
 // Option is one menu key.

@@ -159,19 +159,16 @@ func (l *loader) expand(f *Flow, pf *file, idPrefix, returnTo string, stack []st
 			return idPrefix + t
 		})
 		if n.Kind == KindReturn {
-			if returnTo == "" {
-				l.add(n.Path, n.Line, "return is only allowed in a sub-flow (subflow: true)")
-			}
-			n.Next = returnTo
+			n.Next = returnTo // "" in a main flow: reported by the parser
 		}
 		if n.Kind == KindInclude && n.Flow != "" {
 			sub := l.resolveInclude(&n, stack)
 			if sub != nil {
 				l.expand(f, sub, n.ID+"/", n.Next, append(stack, n.Flow))
 				n.Next = n.ID + "/" + sub.start
-			} else {
-				n.Next = "" // unusable; the problem is already listed
 			}
+			// On failure the problem is listed; n.Next stays so that the
+			// rest of the graph is still checked.
 		}
 		f.nodes[n.ID] = &n
 		f.order = append(f.order, n.ID)
@@ -376,7 +373,7 @@ func (l *loader) parseNode(path, id string, v *yaml.Node, d defaults) *Node {
 	if m == nil {
 		return nil
 	}
-	n := &Node{ID: id, Path: path, Line: v.Line}
+	n := &Node{ID: id, Path: path, Line: v.Line, lines: m.lines}
 	n.Kind = l.str(path+".kind", m, "kind")
 	allowed, ok := kindFields[n.Kind]
 	if !ok {
@@ -404,12 +401,14 @@ func (l *loader) parseNode(path, id string, v *yaml.Node, d defaults) *Node {
 	n.InterDigitTimeout = l.duration(path+".inter_digit_timeout", m, "inter_digit_timeout", d.interDigit, maxTimeout)
 	n.Retries = l.integer(path+".retries", m, "retries", d.retries, 0, maxRetries)
 	n.NoInputPrompts = l.strList(path+".no_input_prompts", m, "no_input_prompts")
-	if m.val["no_input_prompts"] == nil {
-		n.NoInputPrompts = d.noInput
-	}
 	n.InvalidPrompts = l.strList(path+".invalid_prompts", m, "invalid_prompts")
-	if m.val["invalid_prompts"] == nil {
-		n.InvalidPrompts = d.invalid
+	if n.Kind == KindMenu || n.Kind == KindCollect || n.Kind == KindSurvey {
+		if m.val["no_input_prompts"] == nil {
+			n.NoInputPrompts = d.noInput
+		}
+		if m.val["invalid_prompts"] == nil {
+			n.InvalidPrompts = d.invalid
+		}
 	}
 	n.OnExhausted = l.str(path+".on_exhausted", m, "on_exhausted")
 	n.Zero = l.str(path+".zero", m, "zero")

@@ -23,7 +23,7 @@ func (n *Node) edges() []edge {
 	var out []edge
 	add := func(field, to string) {
 		if to != "" {
-			out = append(out, edge{field: field, to: to, line: n.Line})
+			out = append(out, edge{field: field, to: to, line: n.fieldLine(field)})
 		}
 	}
 	switch n.Kind {
@@ -45,7 +45,7 @@ func (n *Node) edges() []edge {
 	add("next", n.Next)
 	add("on_exhausted", n.OnExhausted)
 	if n.Zero != "" {
-		out = append(out, edge{field: "zero", to: n.Zero, line: n.Line, press: true})
+		out = append(out, edge{field: "zero", to: n.Zero, line: n.fieldLine("zero"), press: true})
 	}
 	add("default", n.Default)
 	add("on_fail", n.OnFail)
@@ -184,7 +184,7 @@ func (l *loader) validateEnv(f *Flow) {
 				}
 			}
 			if len(missing) > 0 {
-				l.add(n.Path+"."+field, n.Line, "prompt %q is missing in %s", id, strings.Join(missing, ", "))
+				l.add(n.Path+"."+field, n.fieldLine(field), "prompt %q is missing in %s", id, strings.Join(missing, ", "))
 			}
 		}
 	}
@@ -206,11 +206,11 @@ func (l *loader) validateEnv(f *Flow) {
 		switch n.Kind {
 		case KindTransfer:
 			if n.Destination != "" && !l.env.Destinations[n.Destination] {
-				l.add(n.Path+".destination", n.Line, "destination %q is not configured", n.Destination)
+				l.add(n.Path+".destination", n.fieldLine("destination"), "destination %q is not configured", n.Destination)
 			}
 		case KindQueue:
 			if n.Queue != "" && !l.env.Queues[n.Queue] {
-				l.add(n.Path+".queue", n.Line, "queue %q is not configured", n.Queue)
+				l.add(n.Path+".queue", n.fieldLine("queue"), "queue %q is not configured", n.Queue)
 			}
 		case KindBranch:
 			for i, c := range n.Cases {
@@ -228,7 +228,7 @@ func (l *loader) validateEnv(f *Flow) {
 			}
 		case KindSay, KindCaseLookup:
 			if n.Var != "" && !assigned[n.Var] {
-				l.add(n.Path+".var", n.Line, "variable %q is never set", n.Var)
+				l.add(n.Path+".var", n.fieldLine("var"), "variable %q is never set", n.Var)
 			}
 		}
 	}

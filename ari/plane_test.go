@@ -408,3 +408,5 @@ func TestShutdownHandsCallsBack(t *testing.T) {
 		t.Error("no continue request")
 	}
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -276,8 +276,10 @@ func (c *Call) Press(d byte) {
 	wait()
 }
 
-// HangUp is the caller hanging up (BYE): ChannelHangupRequest without a
-// cause, PlaybackFinished(failed) if playing, StasisEnd.
+// HangUp is the caller hanging up. Answered, it is a BYE:
+// ChannelHangupRequest without a cause, PlaybackFinished(failed) if
+// playing, StasisEnd. Not answered, it is a CANCEL (transcript
+// early-hangup): ChannelHangupRequest{cause:127,tech_cause:487}, StasisEnd.
 func (c *Call) HangUp() {
 	s := c.s
 	s.mu.Lock()
@@ -286,7 +288,12 @@ func (c *Call) HangUp() {
 		s.mu.Unlock()
 		return
 	}
-	wait := s.hangupLocked(ch, nil, false)
+	var cause, tech *int
+	if ch.state != "Up" {
+		c127, c487 := 127, 487
+		cause, tech = &c127, &c487
+	}
+	wait := s.hangupLocked(ch, cause, tech, false)
 	s.mu.Unlock()
 	wait()
 }
@@ -713,8 +720,8 @@ func (s *Server) stopPlayback(w http.ResponseWriter, r *http.Request) {
 
 // hangupLocked ends ch: ChannelHangupRequest (cause 32 soft for a DELETE,
 // none for a remote BYE), PlaybackFinished(failed), StasisEnd.
-func (s *Server) hangupLocked(ch *channel, cause *int, soft bool) func() {
-	ev := &ari.ChannelHangupRequest{EventBase: s.base("ChannelHangupRequest"), Channel: ch.snapshot(s.app), Cause: cause}
+func (s *Server) hangupLocked(ch *channel, cause, techCause *int, soft bool) func() {
+	ev := &ari.ChannelHangupRequest{EventBase: s.base("ChannelHangupRequest"), Channel: ch.snapshot(s.app), Cause: cause, TechCause: techCause}
 	if soft {
 		ev.Soft = &soft
 	}
@@ -751,7 +758,7 @@ func (s *Server) hangupChannel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cause := 32
-	wait := s.hangupLocked(ch, &cause, true)
+	wait := s.hangupLocked(ch, &cause, nil, true)
 	s.mu.Unlock()
 	wait()
 	w.WriteHeader(http.StatusNoContent)

@@ -16,6 +16,10 @@ var _ = strings.Join
 var _ = url.PathEscape
 var _ = fmt.Errorf
 
+// SpecAPIVersion is the apiVersion of the ARI resource listing this file was
+// generated from (Asterisk 22.10.1 serves "10.0.0").
+const SpecAPIVersion = "10.0.0"
+
 // AdditionalParam: Protocol specific additional parameter
 type AdditionalParam struct {
 	// Name of the parameter

@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +69,13 @@ func interarrival(h *histogram) func(*rtp.Header, []byte, time.Time) {
 	}
 }
 
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -81,7 +89,9 @@ func cpuTime() time.Duration {
 //   - cpu-ns/pkt: process CPU (both engines, send + receive) per packet;
 //   - cpu-ms/call-min: the same scaled to one endpoint of one call for a
 //     minute (3,000 packets sent and 3,000 received);
-//   - p99-ms, max-ms: receiver interarrival; late-ticks; lost.
+//   - p99-ms, max-ms: receiver interarrival; late-ticks; lost (sequence
+//     gaps); pkts/sendmmsg, pkts/recvmmsg (mean batch sizes);
+//     heap-B/session (heap in use per session, both engines).
 //
 // Run: go test -run '^$' -bench Pacer -benchtime 400000x ./media
 func BenchmarkPacer(b *testing.B) {
@@ -95,6 +105,14 @@ func benchPacer(b *testing.B, calls int) {
 	z := newEngine(b, Config{})
 	var hist histogram
 	prompt := frames(50, 0)
+	heap0 := heapInUse()
+	var all []*Session
+	lost := func() (n uint64) {
+		for _, s := range all {
+			n += s.Stats().Lost
+		}
+		return n
+	}
 	for range calls {
 		sa, err := a.NewSession(SessionConfig{PayloadType: 8, OnPacket: interarrival(&hist)})
 		if err != nil {
@@ -107,14 +125,17 @@ func benchPacer(b *testing.B, calls int) {
 		sa.SetRemote(sz.LocalAddr())
 		sa.Play(prompt, PlayOptions{Loop: true})
 		sz.Play(prompt, PlayOptions{Loop: true})
+		all = append(all, sa, sz)
 	}
 	time.Sleep(time.Second) // every call talking
+	heapPerSession := float64(heapInUse()-heap0) / float64(2*calls)
 	hist.reset()
 	lateA, lateZ := a.Stats().Late, z.Stats().Late
 	sent0 := a.Stats().PacketsSent + z.Stats().PacketsSent
 	recv0 := a.Stats().PacketsReceived + z.Stats().PacketsReceived
 	calls0 := a.Stats().SendCalls + z.Stats().SendCalls
 	rcalls0 := a.Stats().RecvCalls + z.Stats().RecvCalls
+	lost0 := lost()
 	cpu0 := cpuTime()
 	start := time.Now()
 	b.ResetTimer()
@@ -126,6 +147,7 @@ func benchPacer(b *testing.B, calls int) {
 	wall := time.Since(start)
 	sent := a.Stats().PacketsSent + z.Stats().PacketsSent - sent0
 	recv := a.Stats().PacketsReceived + z.Stats().PacketsReceived - recv0
+	_ = recv // receive counts lag sends by the packets in flight; lost counts gaps
 	b.ReportMetric(float64(sent)/float64(a.Stats().SendCalls+z.Stats().SendCalls-calls0), "pkts/sendmmsg")
 	b.ReportMetric(float64(recv)/float64(a.Stats().RecvCalls+z.Stats().RecvCalls-rcalls0), "pkts/recvmmsg")
 	perPkt := float64(cpu.Nanoseconds()) / float64(sent)
@@ -135,7 +157,8 @@ func benchPacer(b *testing.B, calls int) {
 	b.ReportMetric(float64(hist.quantile(0.99))/1e6, "p99-ms")
 	b.ReportMetric(float64(hist.max.Load())/1e6, "max-ms")
 	b.ReportMetric(float64(a.Stats().Late-lateA+z.Stats().Late-lateZ), "late-ticks")
-	b.ReportMetric(float64(int64(sent)-int64(recv)), "sent-minus-recv")
+	b.ReportMetric(float64(lost()-lost0), "lost")
+	b.ReportMetric(heapPerSession, "heap-B/session")
 }
 
 // BenchmarkDTMFToPrompt measures what issue 2 calls DTMF-to-next-prompt

@@ -92,3 +92,15 @@ func NewID() string {
 func NewEvent(caseID string, kind EventKind) Event {
 	return Event{ID: NewID(), CaseID: caseID, Kind: kind, At: time.Now()}
 }
+
+// OpenCasesOf returns a caller's open cases, newest first: the flow offers
+// a caller with an open case to follow it up (and a repeated appeal about
+// the same matter is linked to it with an EventLink instead of opening a
+// second case: 重复诉求并单处理).
+func OpenCasesOf(ctx context.Context, s Store, p *Protector, caller string) ([]*Case, error) {
+	h := p.CallerHash(caller)
+	if h == "" {
+		return nil, nil
+	}
+	return s.List(ctx, Filter{CallerHash: h, OpenOnly: true})
+}

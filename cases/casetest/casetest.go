@@ -393,6 +393,10 @@ func Run(t *testing.T, newEnv NewEnv) {
 			}
 			return strings.Join(out, ",")
 		}
+		open, err := cases.OpenCasesOf(ctx, env.Store, env.Protector, "+8613800138000")
+		if err != nil || len(open) != 2 || open[0].ID != b.ID {
+			t.Errorf("open cases of the caller: %v, %v", open, err)
+		}
 		for _, tc := range []struct {
 			name string
 			f    cases.Filter

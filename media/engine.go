@@ -31,7 +31,7 @@ const (
 	// timestamps still follow wall time.
 	resyncLag = time.Second
 	// recvBatch is the number of datagrams read per recvmmsg.
-	recvBatch = 64
+	recvBatch = 32
 	// maxDatagram is the receive buffer size per datagram.
 	maxDatagram = 1500
 	// maxSendBatch caps one sendmmsg call (Linux UIO_MAXIOV is 1024).
@@ -88,7 +88,8 @@ type poolSock struct {
 
 	mu       sync.RWMutex // guards byRemote, all and Session.key
 	byRemote map[netip.AddrPort][]*Session
-	all      []*Session // creation order, for latching
+	all      []*Session   // creation order, for latching
+	unheard  atomic.Int64 // sessions that have received nothing yet
 }
 
 // NewEngine binds the socket pool and starts the receive loops and pacers.

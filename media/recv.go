@@ -144,11 +144,37 @@ func pickBySSRC(es []*Session, ssrc uint32) *Session {
 // wrong call. After latching, we send to the packet's source. Sources that
 // qualify for nothing are counted in DroppedUnknownSource and dropped.
 func (ps *poolSock) latch(src netip.AddrPort) *Session {
+	// Cheap exits first: a flood from unknown sources must not cost a
+	// scan, let alone the write lock, once every session has heard its peer.
+	if ps.unheard.Load() == 0 {
+		return nil
+	}
+	ps.mu.RLock()
+	cand := ps.latchCandidateLocked(src)
+	ps.mu.RUnlock()
+	if cand == nil {
+		return nil
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if es := ps.byRemote[src]; len(es) > 0 {
 		return es[0]
 	}
+	best := ps.latchCandidateLocked(src)
+	if best == nil {
+		return nil
+	}
+	ps.moveLocked(best, src)
+	best.mu.Lock()
+	best.setRemoteLocked(src)
+	best.latched = true
+	best.mu.Unlock()
+	return best
+}
+
+// latchCandidateLocked applies the latching rule. Called with ps.mu held
+// (read or write).
+func (ps *poolSock) latchCandidateLocked(src netip.AddrPort) *Session {
 	var best *Session
 	bestRank, count := 4, 0
 	for _, s := range ps.all {
@@ -163,15 +189,18 @@ func (ps *poolSock) latch(src netip.AddrPort) *Session {
 			count++
 		}
 	}
-	if best == nil || count != 1 {
+	if count != 1 {
 		return nil
 	}
-	ps.moveLocked(best, src)
-	best.mu.Lock()
-	best.setRemoteLocked(src)
-	best.latched = true
-	best.mu.Unlock()
 	return best
+}
+
+// markHeard takes s out of the unheard count, once (first packet or
+// removal, whichever comes first).
+func (ps *poolSock) markHeard(s *Session) {
+	if s.heard.CompareAndSwap(false, true) {
+		ps.unheard.Add(-1)
+	}
 }
 
 // latchRank ranks a session expecting exp for a packet from src (lower is
@@ -201,6 +230,7 @@ func (ps *poolSock) addLocked(s *Session, key netip.AddrPort) {
 	s.key = key
 	ps.byRemote[key] = append(ps.byRemote[key], s)
 	ps.all = append(ps.all, s)
+	ps.unheard.Add(1)
 }
 
 // moveLocked re-keys s to key. Called with ps.mu held.
@@ -228,6 +258,7 @@ func (ps *poolSock) unkeyLocked(s *Session) {
 
 // remove forgets s.
 func (ps *poolSock) remove(s *Session) {
+	ps.markHeard(s)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	ps.unkeyLocked(s)

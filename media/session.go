@@ -45,6 +45,7 @@ type Session struct {
 	closed  bool
 
 	closedA       atomic.Bool
+	heard         atomic.Bool // counted out of sock.unheard
 	sent          atomic.Uint64
 	rcvd          atomic.Uint64
 	lost          atomic.Uint64
@@ -341,7 +342,9 @@ func (s *Session) receive(h *rtp.Header, payload []byte, now time.Time) {
 	if s.inactiveFired.Load() {
 		s.inactiveFired.Store(false)
 	}
-	s.rcvd.Add(1)
+	if s.rcvd.Add(1) == 1 {
+		s.sock.markHeard(s)
+	}
 
 	// Loss from sequence gaps (RFC 3550 appendix A.1, simplified): a jump
 	// ahead counts the missing numbers, late or duplicate packets count

@@ -723,3 +723,41 @@ func TestPortRange(t *testing.T) {
 		}
 	}
 }
+
+func TestLatchBehindNATSurvivesRefresh(t *testing.T) {
+	b := newEngine(t, Config{Sockets: 1})
+	peer := newRawPeer(t)
+	inside := netip.MustParseAddrPort("192.168.1.10:5000") // what a NATed phone writes in SDP
+	s, err := b.NewSession(SessionConfig{Remote: inside, PayloadType: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(seq uint16) {
+		peer.send(s.LocalAddr(), rtp.Header{PayloadType: 8, SSRC: 5, SequenceNumber: seq}, make([]byte, 160))
+	}
+	send(1)
+	waitFor(t, time.Second, "latch", func() bool { return s.Stats().PacketsReceived == 1 })
+	if st := s.Stats(); !st.RemoteLatched || st.Remote != peer.addr() {
+		t.Fatalf("not latched: %+v", st)
+	}
+	// A refresh re-INVITE repeats the inside address: the latch stays.
+	s.SetRemote(inside)
+	send(2)
+	waitFor(t, time.Second, "packet after refresh", func() bool { return s.Stats().PacketsReceived == 2 })
+	if st := s.Stats(); !st.RemoteLatched || st.Remote != peer.addr() {
+		t.Fatalf("latch lost on refresh: %+v", st)
+	}
+	// A new SDP address replaces it, and the session may latch again.
+	s.SetRemote(netip.MustParseAddrPort("192.168.1.11:6000"))
+	if st := s.Stats(); st.RemoteLatched || st.Remote.Port() != 6000 {
+		t.Fatalf("after new address: %+v", st)
+	}
+	send(3)
+	waitFor(t, time.Second, "re-latch", func() bool { return s.Stats().PacketsReceived == 3 })
+	if st := s.Stats(); !st.RemoteLatched || st.Remote != peer.addr() {
+		t.Fatalf("not re-latched: %+v", st)
+	}
+	if n := b.Stats().DroppedUnknownSource; n != 0 {
+		t.Fatalf("%d packets dropped", n)
+	}
+}

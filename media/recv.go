@@ -113,7 +113,7 @@ func (ps *poolSock) lookup(src netip.AddrPort, ssrc uint32) *Session {
 func pickBySSRC(es []*Session, ssrc uint32) *Session {
 	var fresh *Session
 	for _, s := range es {
-		if s.rcvd.Load() == 0 {
+		if !s.heard.Load() {
 			if fresh == nil {
 				fresh = s
 			}
@@ -138,6 +138,7 @@ func pickBySSRC(es []*Session, ssrc uint32) *Session {
 //     unspecified address, i.e. the far end wrote its inside address into
 //     the SDP from behind a NAT.
 //
+// ("Received nothing yet" is re-armed when SetRemote changes the address.)
 // Latching happens only when exactly one session qualifies at the best
 // rank: with several calls set up at once on one socket an ambiguous
 // packet is dropped (counted as unknown source) rather than given to the
@@ -178,7 +179,7 @@ func (ps *poolSock) latchCandidateLocked(src netip.AddrPort) *Session {
 	var best *Session
 	bestRank, count := 4, 0
 	for _, s := range ps.all {
-		if s.rcvd.Load() != 0 || s.closedA.Load() {
+		if s.heard.Load() || s.closedA.Load() {
 			continue
 		}
 		r := latchRank(s.key, src)

@@ -27,22 +27,23 @@ type Session struct {
 	key netip.AddrPort
 
 	// mu guards the send side; the pacer takes it once per tick.
-	mu      sync.Mutex
-	remote  netip.AddrPort
-	ua      *net.UDPAddr // cached remote for sendmmsg; nil while unknown
-	latched bool
-	audioPT uint8
-	dtmfPT  uint8
-	ssrc    uint32
-	seq     uint16
-	tsBase  uint32
-	cycle0  int64
-	started bool
-	talking bool // the previous tick sent audio (else the next audio packet starts a talkspurt)
-	play    *playback
-	dtmfQ   []dtmfTx
-	held    bool
-	closed  bool
+	mu        sync.Mutex
+	remote    netip.AddrPort // where we send
+	sdpRemote netip.AddrPort // the last address given by NewSession or SetRemote
+	ua        *net.UDPAddr   // cached remote for sendmmsg; nil while unknown
+	latched   bool
+	audioPT   uint8
+	dtmfPT    uint8
+	ssrc      uint32
+	seq       uint16
+	tsBase    uint32
+	cycle0    int64
+	started   bool
+	talking   bool // the previous tick sent audio (else the next audio packet starts a talkspurt)
+	play      *playback
+	dtmfQ     []dtmfTx
+	held      bool
+	closed    bool
 
 	closedA       atomic.Bool
 	heard         atomic.Bool // counted out of sock.unheard
@@ -107,6 +108,7 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if remote.IsValid() {
 		s.setRemoteLocked(remote)
 	}
+	s.sdpRemote = remote
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -190,18 +192,30 @@ func (s *Session) setRemoteLocked(a netip.AddrPort) {
 func (s *Session) LocalAddr() netip.AddrPort { return s.sock.local }
 
 // SetRemote sets a new remote address (re-INVITE, late offer). The session
-// stays on its socket; a latched address is replaced.
+// stays on its socket. If the session had latched to a NAT's address and a
+// was also the previous SDP address (a refresh re-INVITE from behind the
+// NAT), the latched address is kept; otherwise a replaces it and the
+// session may latch again.
 func (s *Session) SetRemote(a netip.AddrPort) {
 	a = normAddrPort(a)
-	s.sock.mu.Lock()
-	if s.key != a {
-		s.sock.moveLocked(s, a)
-	}
-	s.sock.mu.Unlock()
+	ps := s.sock
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	s.mu.Lock()
+	if s.latched && a == s.sdpRemote {
+		s.mu.Unlock()
+		return
+	}
+	s.sdpRemote = a
 	s.setRemoteLocked(a)
 	s.latched = false
 	s.mu.Unlock()
+	if s.key != a {
+		ps.moveLocked(s, a)
+		if !s.closedA.Load() && s.heard.CompareAndSwap(true, false) {
+			ps.unheard.Add(1)
+		}
+	}
 }
 
 // SetPayloadTypes changes the audio and telephone-event payload types (0
@@ -342,7 +356,8 @@ func (s *Session) receive(h *rtp.Header, payload []byte, now time.Time) {
 	if s.inactiveFired.Load() {
 		s.inactiveFired.Store(false)
 	}
-	if s.rcvd.Add(1) == 1 {
+	s.rcvd.Add(1)
+	if !s.heard.Load() {
 		s.sock.markHeard(s)
 	}
 

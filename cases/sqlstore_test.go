@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/cases/casetest"
@@ -103,6 +104,38 @@ func TestSQLStoreConformance(t *testing.T) {
 					s2, _ := openSQL(t, dsn, p, due)
 					return s2
 				}}
+			})
+		})
+	}
+}
+
+// Durable is a Store too: behind it, with the store up, the suite must pass
+// unchanged (no reserved numbers here: the suite checks numbers are dense).
+func TestDurableConformance(t *testing.T) {
+	for name, mk := range dsns(t) {
+		t.Run(name, func(t *testing.T) {
+			casetest.Run(t, func(t *testing.T, due cases.DuePolicy) casetest.Env {
+				dsn := mk(t)
+				p := testProtector(t)
+				wrap := func(t *testing.T) cases.Store {
+					s, _ := openSQL(t, dsn, p, due)
+					j, err := cases.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					d, err := cases.NewDurable(s, cases.DurableConfig{Journal: j, Keys: p.Keys, Timeout: 10 * time.Second, ReserveBlock: -1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() {
+						if d.Journaling() {
+							t.Error("a write was journaled while the store was up")
+						}
+						d.Close()
+					})
+					return d
+				}
+				return casetest.Env{Store: wrap(t), Protector: p, Second: wrap}
 			})
 		})
 	}

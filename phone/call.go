@@ -147,19 +147,37 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 	if setup <= 0 {
 		setup = 64 * sip.T1
 	}
-	wctx, cancel := context.WithTimeoutCause(ctx, setup, errSetupTimeout)
-	defer cancel()
+	// Setup timeout and --cancel-after: CANCEL once a provisional response
+	// came (RFC 3261 section 9.1 allows no CANCEL before); without one, give
+	// up on the transaction at once rather than wait for Timer B.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var why atomic.Pointer[error]
+	var provisional atomic.Bool
+	fire := func(reason error) func() {
+		return func() {
+			why.CompareAndSwap(nil, &reason)
+			if provisional.Load() {
+				cancel(reason)
+			} else {
+				cancel(sipgo.WaitAnswerForceCancelErr)
+			}
+		}
+	}
+	setupT := time.AfterFunc(setup, fire(errSetupTimeout))
+	defer setupT.Stop()
 	if o.CancelAfter > 0 {
-		var cancel2 context.CancelFunc
-		wctx, cancel2 = context.WithTimeoutCause(wctx, o.CancelAfter, errCancelAfter)
-		defer cancel2()
+		cancelT := time.AfterFunc(o.CancelAfter, fire(errCancelAfter))
+		defer cancelT.Stop()
 	}
 	c.dlg, err = dua.WriteInvite(wctx, req)
 	if err != nil {
 		return c, c.fail(EndedError, fmt.Errorf("phone: invite: %w", err))
 	}
 	err = c.dlg.WaitAnswer(wctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
-		c.Status, c.Reason = res.StatusCode, res.Reason
+		if res.IsProvisional() {
+			provisional.Store(true)
+		}
 		return nil
 	}})
 	if res := c.dlg.InviteResponse; res != nil {
@@ -178,9 +196,12 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 			_ = c.Hangup(context.WithoutCancel(ctx))
 			c.setEnd(EndedCancel, nil)
 			return c, fmt.Errorf("phone: answered while cancelling")
-		case errors.Is(context.Cause(wctx), errCancelAfter):
+		case why.Load() != nil && *why.Load() == errCancelAfter:
+			if c.Status < 200 {
+				c.Status, c.Reason = 0, "no response before cancel-after"
+			}
 			return c, c.fail(EndedCancel, fmt.Errorf("phone: cancelled after %v: %d %s", o.CancelAfter, c.Status, c.Reason))
-		case errors.Is(context.Cause(wctx), errSetupTimeout):
+		case why.Load() != nil && *why.Load() == errSetupTimeout:
 			if c.Status < 200 {
 				c.Status, c.Reason = sip.StatusRequestTimeout, "Request Timeout (no answer)"
 			}

@@ -26,6 +26,8 @@ type Script struct {
 	// HangupAfter sends BYE this long after the answer (0: wait for the
 	// far end's BYE or the context).
 	HangupAfter time.Duration
+	// OnAnswered, when set, is called once the call is answered.
+	OnAnswered func()
 	// Send is the frame looped to the far end for the whole call (default
 	// silence in the negotiated codec).
 	Send func(prompts.Codec) []byte
@@ -62,7 +64,8 @@ type Report struct {
 	DurationMS         int64    `json:"duration_ms"`
 	Error              string   `json:"error,omitempty"`
 
-	iat *Histogram
+	iat        *Histogram
+	answeredAt time.Time
 }
 
 // DTMFReport lists the digits sent.
@@ -87,6 +90,9 @@ func (p *Phone) Run(ctx context.Context, o DialOptions, s Script) Report {
 	start := time.Now()
 	c, err := p.Dial(ctx, o)
 	if err == nil {
+		if s.OnAnswered != nil {
+			s.OnAnswered()
+		}
 		err = c.script(ctx, s)
 	}
 	if c.sess != nil && !c.AnsweredAt.IsZero() {
@@ -178,6 +184,7 @@ func (c *Call) report(s Script, start time.Time) Report {
 	if r.Answered {
 		r.Codec = c.Codec.String()
 		r.SetupMS = ms(c.AnsweredAt.Sub(c.InviteAt))
+		r.answeredAt = c.AnsweredAt
 	}
 	if runs := c.Runs(); runs != nil {
 		r.PromptsDetail = runs

@@ -1,0 +1,220 @@
+// Command callsim is hotline's SIP test phone and load generator.
+//
+//	callsim call --target 127.0.0.1:5060 --to 12345 --from 13800138000 --dtmf 1 --json
+//	callsim load --target 127.0.0.1:5060 --calls 2000 --rate 200 --hold 30s --json
+//
+// The work is done by package phone; this file only parses flags and prints.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/cq12345/hotline/phone"
+	"github.com/cq12345/hotline/prompts"
+	"github.com/cq12345/hotline/telemetry"
+	"github.com/emiago/sipgo/sip"
+	"github.com/mattn/go-isatty"
+)
+
+type cli struct {
+	Verbose bool    `help:"Log SIP and media debug messages to stderr (caller numbers masked)."`
+	Call    callCmd `cmd:"" help:"Place one call and report what was heard (exit 1 when an expectation fails)."`
+	Load    loadCmd `cmd:"" help:"Place many concurrent calls and report setup, RTP and DTMF figures (exit 1 when a setup failed)."`
+}
+
+// dialFlags are shared by call and load.
+type dialFlags struct {
+	Target       string        `default:"127.0.0.1:5060" help:"Far end, HOST:PORT."`
+	Transport    string        `enum:"udp,tcp" default:"udp" help:"SIP transport (udp, tcp)."`
+	To           string        `default:"12345" help:"Dialled number."`
+	From         string        `default:"13800138000" help:"Caller number (masked in all output)."`
+	Codec        []string      `default:"PCMA,PCMU" help:"Codecs to offer, in order (PCMA, PCMU)."`
+	NoSDP        bool          `name:"no-sdp" help:"Send the INVITE without SDP (late offer)."`
+	SetupTimeout time.Duration `default:"32s" help:"Give up (CANCEL) when not answered in this time."`
+	Send         string        `enum:"tone,silence" default:"tone" help:"What to send for the whole call: a 400 Hz tone or silence (tone, silence)."`
+	PromptsDir   string        `help:"Prompt directory (catalogue.yaml, audio/) to recognise; default: the prompts built into callsim."`
+	SIPListen    string        `default:"127.0.0.1:0" help:"Local SIP address (UDP and TCP)."`
+	MediaIP      string        `help:"Local RTP address (default: the SIP listen IP)."`
+
+	DTMF         []string      `name:"dtmf" help:"Digits to send, repeatable or a sequence (1,3 or 13)."`
+	DTMFMode     string        `name:"dtmf-mode" enum:"rfc4733,info" default:"rfc4733" help:"How to send digits (rfc4733, info)."`
+	DTMFAfter    time.Duration `name:"dtmf-after" default:"3s" help:"First digit this long after the first prompt started (or the answer, or --dtmf-on); each next this long after the previous."`
+	DTMFDuration time.Duration `name:"dtmf-duration" default:"160ms" help:"RFC 4733 event duration."`
+	DTMFOn       string        `name:"dtmf-on" help:"Anchor the first digit on the start of this prompt (e.g. zh-CN/main-menu) instead of the first prompt."`
+	JSON         bool          `name:"json" help:"Print one JSON object on stdout."`
+}
+
+type callCmd struct {
+	dialFlags
+	HangupAfter  time.Duration `default:"20s" help:"Send BYE this long after the answer (0: wait for the far end)."`
+	CancelAfter  time.Duration `help:"Send CANCEL when not answered this long after the INVITE."`
+	ExpectStatus int           `help:"Expected final SIP status (default: answered, or cancelled with --cancel-after)."`
+	ExpectPrompt []string      `help:"Prompt keys that must be heard, in this order (repeatable)."`
+}
+
+type loadCmd struct {
+	dialFlags
+	Calls        int           `default:"100" help:"Number of calls."`
+	Rate         float64       `default:"50" help:"Calls started per second."`
+	Hold         time.Duration `default:"30s" help:"How long each call is held after its answer."`
+	MediaSockets int           `default:"32" help:"RTP sockets in callsim's pool."`
+}
+
+func main() {
+	var c cli
+	k := kong.Parse(&c, kong.Name("callsim"), kong.Description("hotline's SIP test phone and load generator."), kong.UsageOnError())
+	level := slog.LevelWarn
+	if c.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(telemetry.NewMaskingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	sip.SetDefaultLogger(log) // sipgo logs some things through its package logger
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch k.Command() {
+	case "call":
+		err = c.Call.run(ctx, log, os.Stdout)
+	case "load":
+		err = c.Load.run(ctx, log, os.Stdout, os.Stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "callsim:", telemetry.Scrub(err.Error()))
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func (f *dialFlags) options() (phone.DialOptions, []byte, error) {
+	o := phone.DialOptions{Target: f.Target, Transport: f.Transport, To: f.To, From: f.From, LateOffer: f.NoSDP, SetupTimeout: f.SetupTimeout}
+	for _, s := range f.Codec {
+		c, err := phone.ParseCodec(s)
+		if err != nil {
+			return o, nil, fmt.Errorf("%w: --codec: %v", errUsage, err)
+		}
+		o.Codecs = append(o.Codecs, c)
+	}
+	var digits []byte
+	for _, s := range f.DTMF {
+		for _, d := range []byte(strings.ToUpper(s)) {
+			if d == ',' || d == ' ' {
+				continue
+			}
+			if !strings.ContainsRune("0123456789*#ABCD", rune(d)) {
+				return o, nil, fmt.Errorf("%w: --dtmf: %q is not a DTMF digit", errUsage, d)
+			}
+			digits = append(digits, d)
+		}
+	}
+	return o, digits, nil
+}
+
+func (f *dialFlags) newPhone(log *slog.Logger, sockets int) (*phone.Phone, error) {
+	var lib *prompts.Library
+	var err error
+	if f.PromptsDir != "" {
+		lib, err = prompts.Load(os.DirFS(f.PromptsDir))
+	} else {
+		lib, err = prompts.Load(prompts.Embedded())
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg := phone.Config{SIPAddr: f.SIPListen, Prompts: lib, Logger: log, MediaSockets: sockets}
+	if f.MediaIP != "" {
+		if cfg.MediaIP, err = netip.ParseAddr(f.MediaIP); err != nil {
+			return nil, fmt.Errorf("%w: --media-ip: %v", errUsage, err)
+		}
+	}
+	return phone.New(cfg)
+}
+
+func (f *dialFlags) send() func(prompts.Codec) []byte {
+	if f.Send == "silence" {
+		return phone.SilenceFrame
+	}
+	return func(c prompts.Codec) []byte { return phone.ToneFrame(c, 400, 4000) }
+}
+
+func (c *callCmd) run(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+	o, digits, err := c.options()
+	if err != nil {
+		return err
+	}
+	o.CancelAfter = c.CancelAfter
+	p, err := c.newPhone(log, 1)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	r := p.Run(ctx, o, phone.Script{
+		Digits: digits, DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFDuration: c.DTMFDuration,
+		DTMFAnchor: c.DTMFOn, HangupAfter: c.HangupAfter, Send: c.send(),
+	})
+	if c.JSON {
+		err = json.NewEncoder(stdout).Encode(r)
+	} else {
+		err = r.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	return r.Check(c.ExpectStatus, c.CancelAfter > 0, c.ExpectPrompt)
+}
+
+func (c *loadCmd) run(ctx context.Context, log *slog.Logger, stdout, stderr *os.File) error {
+	o, digits, err := c.options()
+	if err != nil {
+		return err
+	}
+	if c.Calls <= 0 || c.Rate <= 0 {
+		return fmt.Errorf("%w: --calls and --rate must be positive", errUsage)
+	}
+	p, err := c.newPhone(log, c.MediaSockets)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	var progress func(phone.LoadProgress)
+	tty := isatty.IsTerminal(stderr.Fd())
+	if tty {
+		progress = func(lp phone.LoadProgress) {
+			fmt.Fprintf(stderr, "\r\x1b[Kcalls up %d, started %d/%d, failed %d, ended %d, elapsed %.1fs",
+				lp.Up, lp.Started, c.Calls, lp.Failed, lp.Ended, lp.Elapsed.Seconds())
+		}
+	}
+	cfg := phone.LoadConfig{Dial: o, Calls: c.Calls, Rate: c.Rate, Hold: c.Hold, Digits: digits,
+		DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFAnchor: c.DTMFOn, Send: c.send()}
+	r := p.Load(ctx, cfg, progress)
+	if tty {
+		fmt.Fprintln(stderr)
+	}
+	if c.JSON {
+		err = json.NewEncoder(stdout).Encode(r)
+	} else {
+		err = r.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if r.SetupsFailed > 0 {
+		return fmt.Errorf("%d of %d setups failed", r.SetupsFailed, c.Calls)
+	}
+	return nil
+}

@@ -2,7 +2,8 @@
 // bearer-token auth (RFC 6750). Reads need any valid token; changes need an
 // admin token. Today it serves the IVR flows (list, get, save a draft,
 // validate, publish, roll back, diff, history, simulate); cases, agents,
-// abuse and reports add their routes beside them in Handler.
+// abuse and reports add their routes beside them in New. Admins manage
+// tokens under /api/v1/tokens.
 //
 // Errors are JSON: {"error": "...", "code": "not_found", "id": "<flow>",
 // "problems": [{"path", "line", "message"}]}.
@@ -72,6 +73,7 @@ func New(cfg Config) *Server {
 	m.Handle("POST /api/v1/flows/{id}/rollback", write(s.rollback))
 	m.Handle("GET /api/v1/flows/{id}/diff", read(s.diff))
 	m.Handle("GET /api/v1/flows/{id}/history", read(s.history))
+	s.tokenRoutes(write)
 	m.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &Error{Message: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNotFound})
 	}))

@@ -364,3 +364,38 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("left-over files: %v", ents)
 	}
 }
+
+func TestTokensEndpoints(t *testing.T) {
+	f := newFixture(t)
+	var e Error
+	if got := f.call(t, "POST", "/api/v1/tokens", f.reader, "application/json", `{"name":"x","role":"admin"}`, &e); got != 403 {
+		t.Fatalf("reader creates a token: %d", got)
+	}
+	if got := f.call(t, "POST", "/api/v1/tokens", f.admin, "application/json", `{"name":"x","role":"root"}`, &e); got != 400 || e.Code != CodeBadRequest {
+		t.Fatalf("unknown role: %d %+v", got, e)
+	}
+	var nt NewToken
+	if got := f.call(t, "POST", "/api/v1/tokens", f.admin, "application/json", `{"name":"sam","role":"supervisor"}`, &nt); got != 201 || nt.Secret == "" || nt.Role != auth.Supervisor || nt.CreatedBy != "alice" {
+		t.Fatalf("create: %d %+v", got, nt)
+	}
+	if got := f.call(t, "GET", "/api/v1/flows", nt.Secret, "", "", nil); got != 200 {
+		t.Fatalf("new token reads: %d", got)
+	}
+	var l TokenList
+	if got := f.call(t, "GET", "/api/v1/tokens", f.admin, "", "", &l); got != 200 || len(l.Tokens) != 3 || strings.Contains(jsonBody(t, l), nt.Secret) {
+		t.Fatalf("list: %d %+v", got, l)
+	}
+	req, _ := http.NewRequest("DELETE", f.srv.URL+"/api/v1/tokens/"+nt.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+f.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("revoke: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	if got := f.call(t, "GET", "/api/v1/flows", nt.Secret, "", "", nil); got != 401 {
+		t.Fatalf("revoked token reads: %d", got)
+	}
+	if got := f.call(t, "DELETE", "/api/v1/tokens/"+nt.ID, f.admin, "", "", &e); got != 404 || e.Code != CodeNotFound {
+		t.Fatalf("revoke twice: %d %+v", got, e)
+	}
+}

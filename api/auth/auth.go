@@ -57,8 +57,14 @@ type Token struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
-// ErrInvalid: the presented token is unknown or revoked.
-var ErrInvalid = errors.New("auth: invalid token")
+var (
+	// ErrInvalid: the presented token is unknown or revoked.
+	ErrInvalid = errors.New("auth: invalid token")
+	// ErrNotFound: no such (unrevoked) token.
+	ErrNotFound = errors.New("auth: no such token")
+	// ErrBadRequest: a token cannot be made as asked (unknown role, no name).
+	ErrBadRequest = errors.New("auth: bad request")
+)
 
 var migrations = []sqldb.Migration{{
 	Version: 1,
@@ -113,10 +119,10 @@ type execer interface {
 
 func (s *Store) create(ctx context.Context, ex execer, name string, role Role, createdBy string) (string, *Token, error) {
 	if !role.Valid() {
-		return "", nil, fmt.Errorf("auth: create token: unknown role %q", role)
+		return "", nil, fmt.Errorf("auth: create token: %w: unknown role %q (admin, supervisor, agent, auditor)", ErrBadRequest, role)
 	}
 	if strings.TrimSpace(name) == "" {
-		return "", nil, errors.New("auth: create token: no name")
+		return "", nil, fmt.Errorf("auth: create token: %w: no name", ErrBadRequest)
 	}
 	secret, err := newSecret()
 	if err != nil {
@@ -190,7 +196,32 @@ func (s *Store) Revoke(ctx context.Context, id string) error {
 		return fmt.Errorf("auth: revoke %s: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("auth: revoke %s: no such active token", id)
+		return fmt.Errorf("auth: revoke %s: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// List returns every token (without secrets), oldest first.
+func (s *Store) List(ctx context.Context) ([]Token, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, role, created_at, created_by, COALESCE(revoked_at, '') FROM auth_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list: %w", err)
+	}
+	defer rows.Close()
+	out := []Token{}
+	for rows.Next() {
+		var t Token
+		var role, created, revoked string
+		if err := rows.Scan(&t.ID, &t.Name, &role, &created, &t.CreatedBy, &revoked); err != nil {
+			return nil, fmt.Errorf("auth: list: %w", err)
+		}
+		t.Role = Role(role)
+		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		if revoked != "" {
+			r, _ := time.Parse(time.RFC3339Nano, revoked)
+			t.RevokedAt = &r
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }

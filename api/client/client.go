@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cq12345/hotline/api"
+	"github.com/cq12345/hotline/api/auth"
 	"github.com/cq12345/hotline/flows"
 )
 
@@ -225,4 +226,26 @@ func (c *Client) Simulate(ctx context.Context, req api.SimulateRequest) (json.Ra
 		return nil, err
 	}
 	return raw, nil
+}
+
+// Tokens lists the API tokens (admin).
+func (c *Client) Tokens(ctx context.Context) ([]auth.Token, error) {
+	var l api.TokenList
+	err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, nil, &l)
+	return l.Tokens, err
+}
+
+// CreateToken makes a token (admin); the answer carries its secret, shown
+// once.
+func (c *Client) CreateToken(ctx context.Context, name string, role auth.Role) (*api.NewToken, error) {
+	var t api.NewToken
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, api.TokenRequest{Name: name, Role: role}, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// RevokeToken makes a token unusable (admin).
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
 }

@@ -2,6 +2,7 @@
 // API:
 //
 //	hotlinectl [--server URL] [--token T] [--json] flows list|get|put|validate|publish|rollback|diff|history|simulate
+//	hotlinectl tokens list|create|revoke
 //
 // The token comes from --token, else $HOTLINE_TOKEN, else the file
 // ./var/admin.token (written by hotlined on first start); --server defaults
@@ -31,7 +32,8 @@ type CLI struct {
 	TokenFile string `name:"token-file" help:"Token file read when no token is given." default:"./var/admin.token" type:"path"`
 	JSON      bool   `name:"json" help:"Print JSON (for scripts)."`
 
-	Flows FlowsCmd `cmd:"" help:"IVR flows: versions, validation, publishing, simulation."`
+	Flows  FlowsCmd  `cmd:"" help:"IVR flows: versions, validation, publishing, simulation."`
+	Tokens TokensCmd `cmd:"" help:"API tokens (admin)."`
 }
 
 // Globals is what every command's Run gets.

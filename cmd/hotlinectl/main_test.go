@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,16 @@ func newCLIFixture(t *testing.T) *cliFixture {
 	return &cliFixture{url: srv.URL, admin: admin, reader: reader, dir: dir, env: map[string]string{}}
 }
 
+// lineOf returns the 1-based line of src that contains s.
+func lineOf(src, s string) int {
+	for i, l := range strings.Split(src, "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 func (f *cliFixture) file(name string) string { return filepath.Join(f.dir, name) }
 
 // run runs hotlinectl with args and returns its exit code and outputs.
@@ -77,9 +88,9 @@ func TestFlowsCommands(t *testing.T) {
 	}{
 		{"put v1", []string{"flows", "put", f.file("small.yaml"), "--id", "small", "-m", "first"}, 0, []string{"saved small v1 as a draft", "valid; publish it"}, nil},
 		{"publish v1", []string{"flows", "publish", "small"}, 0, []string{"small v1 is published"}, nil},
-		{"put broken", []string{"flows", "put", f.file("broken.yaml"), "--id", "small"}, 0, []string{"saved small v2 as a draft", "invalid and cannot be published", "line 6: nodes.greet.next", "nowhere"}, nil},
+		{"put broken", []string{"flows", "put", f.file("broken.yaml"), "--id", "small"}, 0, []string{"saved small v2 as a draft", "invalid and cannot be published", fmt.Sprintf("line %d: nodes.greet.next", lineOf(flowstest.BrokenFlow, "next: nowhere")), "nowhere"}, nil},
 		{"publish broken", []string{"flows", "publish", "small", "--version", "2"}, 1, nil, []string{"small v2 is invalid", "no-such-queue", "no-such-prompt"}},
-		{"validate file on the server", []string{"flows", "validate", f.file("broken.yaml")}, 1, []string{"invalid, 4 problems", "line 10: nodes.agent.queue"}, nil},
+		{"validate file on the server", []string{"flows", "validate", f.file("broken.yaml")}, 1, []string{"invalid, 4 problems", fmt.Sprintf("line %d: nodes.agent.queue", lineOf(flowstest.BrokenFlow, "queue: no-such-queue"))}, nil},
 		{"validate stored", []string{"flows", "validate", "--id", "small", "--version", "1"}, 0, []string{"small v1: valid"}, nil},
 		{"put v3 (id from the file's name)", []string{"flows", "put", f.file("v2.yaml")}, 0, []string{"saved small v3"}, nil},
 		{"publish v3", []string{"flows", "publish", "small", "-v", "3"}, 0, []string{"small v3 is published"}, nil},
@@ -200,5 +211,41 @@ func TestTokenResolution(t *testing.T) {
 	}
 	if code, _, _ := f.run(t, "flows", "nope"); code != 2 {
 		t.Fatalf("unknown command: %d", code)
+	}
+}
+
+func TestTokensCommands(t *testing.T) {
+	f := newCLIFixture(t)
+	code, secret, errs := f.adminRun(t, "tokens", "create", "sam", "--role", "supervisor")
+	secret = strings.TrimSpace(secret)
+	if code != 0 || !strings.HasPrefix(secret, "hl_") || !strings.Contains(errs, "shown only now") {
+		t.Fatalf("create: %d %q %s", code, secret, errs)
+	}
+	// The new token reads but cannot write.
+	if code, _, _ := f.run(t, "--server", f.url, "--token", secret, "flows", "list"); code != 0 {
+		t.Fatal("new token cannot read")
+	}
+	if code, _, errs := f.run(t, "--server", f.url, "--token", secret, "tokens", "create", "eve", "--role", "admin"); code != 1 || !strings.Contains(errs, "admin token") {
+		t.Fatalf("supervisor made a token: %d %s", code, errs)
+	}
+	code, out, _ := f.adminRun(t, "--json", "tokens", "list")
+	var l struct{ Tokens []auth.Token }
+	if code != 0 || json.Unmarshal([]byte(out), &l) != nil || len(l.Tokens) != 3 || strings.Contains(out, secret) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	var id string
+	for _, tok := range l.Tokens {
+		if tok.Name == "sam" {
+			id = tok.ID
+		}
+	}
+	if code, out, errs := f.adminRun(t, "tokens", "revoke", id); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke: %d %s %s", code, out, errs)
+	}
+	if code, _, _ := f.run(t, "--server", f.url, "--token", secret, "flows", "list"); code != 1 {
+		t.Fatal("revoked token still reads")
+	}
+	if code, out, _ := f.adminRun(t, "tokens", "list"); code != 0 || !strings.Contains(out, "sam") || !strings.Contains(out, "supervisor") {
+		t.Fatalf("list: %s", out)
 	}
 }

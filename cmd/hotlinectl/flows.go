@@ -176,7 +176,7 @@ type FlowsValidateCmd struct {
 	File    string `arg:"" optional:"" type:"existingfile" help:"Flow YAML file (or use --id)."`
 	ID      string `help:"Validate a stored flow instead of a file."`
 	Version int    `short:"v" help:"Stored version (default: the latest)."`
-	Offline bool   `help:"Validate the FILE here, without a server: syntax, graph, prompts and languages (destinations, queues and calendars are the server's to check)."`
+	Offline bool   `help:"Validate the FILE here, without a server: syntax, graph, prompts and languages (destinations, queues and calendars are the server's to check). Also what happens when no server answers."`
 }
 
 func (c *FlowsValidateCmd) Run(g *Globals) error {
@@ -188,33 +188,43 @@ func (c *FlowsValidateCmd) Run(g *Globals) error {
 		return errors.New("give a FILE or --id")
 	case c.Offline && c.File == "":
 		return errors.New("--offline validates a FILE")
-	case c.Offline:
-		src, err := os.ReadFile(c.File)
-		if err != nil {
-			return err
-		}
-		env, err := offlineEnv(c.File, src)
-		if err != nil {
-			return err
-		}
-		ps := flows.LoaderFor(env).Checker()(src)
-		res = &api.Validation{Valid: len(ps) == 0, Problems: ps}
-	default:
+	case c.ID != "":
 		cl, err := g.Client()
 		if err != nil {
 			return err
 		}
-		if c.File != "" {
-			src, err := os.ReadFile(c.File)
+		if res, err = cl.ValidateStored(g.ctx, c.ID, c.Version); err != nil {
+			return g.explain(err)
+		}
+	}
+	if c.File != "" {
+		src, err := os.ReadFile(c.File)
+		if err != nil {
+			return err
+		}
+		if !c.Offline {
+			// The server knows the configured destinations, queues and
+			// calendars; without one (or without a token) validate here.
+			cl, err := g.Client()
+			if err == nil {
+				res, err = cl.Validate(g.ctx, src)
+			}
+			var se *client.StatusError
+			if errors.As(err, &se) {
+				return g.explain(err)
+			}
+			if err != nil {
+				fmt.Fprintf(g.errw, "hotlinectl: no server to ask (%v); validating offline\n", err)
+				c.Offline = true
+			}
+		}
+		if c.Offline {
+			env, err := offlineEnv(c.File, src)
 			if err != nil {
 				return err
 			}
-			res, err = cl.Validate(g.ctx, src)
-			if err != nil {
-				return g.explain(err)
-			}
-		} else if res, err = cl.ValidateStored(g.ctx, c.ID, c.Version); err != nil {
-			return g.explain(err)
+			ps := flows.LoaderFor(env).Checker()(src)
+			res = &api.Validation{Valid: len(ps) == 0, Problems: ps}
 		}
 	}
 	if res.Problems == nil {

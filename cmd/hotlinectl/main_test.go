@@ -170,6 +170,15 @@ func TestOfflineValidate(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "valid") || !strings.Contains(out, "offline") {
 		t.Fatalf("offline valid: %d %s %s", code, out, errs)
 	}
+	// No server answering and no --offline: validated here, and said so.
+	code, out, errs = f.run(t, "--server", "http://127.0.0.1:1", "--token", "hl_x", "flows", "validate", f.file("small.yaml"))
+	if code != 0 || !strings.Contains(out, "offline") || !strings.Contains(errs, "validating offline") {
+		t.Fatalf("fallback: %d %s %s", code, out, errs)
+	}
+	// A server that answers decides (here: the token is refused).
+	if code, _, errs := f.run(t, "--server", f.url, "--token", "hl_x", "flows", "validate", f.file("small.yaml")); code != 1 || !strings.Contains(errs, "401") {
+		t.Fatalf("refused token: %d %s", code, errs)
+	}
 	code, out, _ = f.run(t, "flows", "validate", "--offline", f.file("broken.yaml"))
 	// Offline checks the graph and prompts; the queue is the server's to check.
 	if code != 1 || !strings.Contains(out, "nowhere") || !strings.Contains(out, "no-such-prompt") || strings.Contains(out, "no-such-queue") {

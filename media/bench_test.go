@@ -136,6 +136,8 @@ func benchPacer(b *testing.B, calls int) {
 	calls0 := a.Stats().SendCalls + z.Stats().SendCalls
 	rcalls0 := a.Stats().RecvCalls + z.Stats().RecvCalls
 	lost0 := lost()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	start := time.Now()
 	b.ResetTimer()
@@ -144,6 +146,7 @@ func benchPacer(b *testing.B, calls int) {
 	}
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&ms1)
 	wall := time.Since(start)
 	sent := a.Stats().PacketsSent + z.Stats().PacketsSent - sent0
 	recv := a.Stats().PacketsReceived + z.Stats().PacketsReceived - recv0
@@ -159,6 +162,7 @@ func benchPacer(b *testing.B, calls int) {
 	b.ReportMetric(float64(a.Stats().Late-lateA+z.Stats().Late-lateZ), "late-ticks")
 	b.ReportMetric(float64(lost()-lost0), "lost")
 	b.ReportMetric(heapPerSession, "heap-B/session")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(sent), "allocs/pkt")
 }
 
 // BenchmarkDTMFToPrompt measures what issue 2 calls DTMF-to-next-prompt

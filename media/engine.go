@@ -266,6 +266,9 @@ func (e *Engine) Stats() EngineStats {
 	}
 }
 
+// IP is the address the pool sockets are bound to.
+func (e *Engine) IP() netip.Addr { return e.cfg.IP }
+
 // isClosed reports whether Close has started.
 func (e *Engine) isClosed() bool {
 	select {

@@ -58,6 +58,7 @@ type Plane struct {
 
 	mu       sync.Mutex
 	calls    map[string]*call // by channel id
+	legs     map[string]*leg  // channels BridgeTo originated, by id
 	stopping bool
 	handlers sync.WaitGroup // ServeCall goroutines
 	pumps    sync.WaitGroup // per-call event pumps
@@ -161,12 +162,20 @@ func (s *streamHandler) Connected(ctx context.Context, n int) {
 		ours[id] = true
 	}
 	live := map[string]Channel{}
+	exists := map[string]bool{}
 	for _, ch := range chans {
+		exists[ch.ID] = true
 		if ours[ch.ID] {
 			live[ch.ID] = ch
 		}
 	}
 	p.mu.Lock()
+	for id, l := range p.legs {
+		if !exists[id] {
+			// Its ChannelDestroyed was lost in the gap.
+			l.deliver(p, &ChannelDestroyed{Cause: 16, CauseTxt: "gone after reconnect", Channel: Channel{ID: id}})
+		}
+	}
 	known := make(map[string]*call, len(p.calls))
 	for id, c := range p.calls {
 		known[id] = c
@@ -220,9 +229,19 @@ func (s *streamHandler) Event(ev Event) {
 	switch e := ev.(type) {
 	case *StasisStart:
 		if isOriginatedLeg(e.Args) {
-			// Bridging legs are driven by the routing work (issue 4); until
-			// then nothing originates them.
-			p.log.Info("ari: originated leg entered Stasis", "channel", e.Channel.ID)
+			if l := p.legOf(e.Channel.ID); l != nil {
+				l.deliver(p, e)
+				return
+			}
+			// A leg nobody waits for (its BridgeTo gave up, or an earlier
+			// hotlined originated it): hang it up rather than leave an
+			// agent on a silent line.
+			p.log.Warn("ari: orphan leg entered Stasis: hanging up", "channel", e.Channel.ID)
+			p.handlers.Add(1)
+			go func(id string) {
+				defer p.handlers.Done()
+				_ = p.client.ChannelsHangup(context.WithoutCancel(s.ctx), id, ChannelsHangupParams{Reason: "normal"})
+			}(e.Channel.ID)
 			return
 		}
 		p.mu.Lock()
@@ -237,15 +256,24 @@ func (s *streamHandler) Event(ev Event) {
 		p.log.Debug("ari: unknown event", "type", e.Type)
 		return
 	}
+	if d, ok := ev.(*Dial); ok {
+		if l := p.legOf(d.Peer.ID); l != nil {
+			l.deliver(p, ev)
+		}
+		return
+	}
 	id := channelOf(ev)
 	if id == "" {
 		return
 	}
 	p.mu.Lock()
-	c := p.calls[id]
+	c, l := p.calls[id], p.legs[id]
 	p.mu.Unlock()
 	if c != nil {
 		c.deliver(ev)
+	}
+	if l != nil {
+		l.deliver(p, ev)
 	}
 }
 

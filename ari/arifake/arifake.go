@@ -61,6 +61,9 @@ type Server struct {
 	emitted   []Emitted
 	seq       int
 	closed    bool
+	endpoints map[string]Endpoint
+	bridges   map[string]*bridge
+	timers    []*time.Timer
 }
 
 // Emitted is one event the fake generated, and whether a WebSocket was
@@ -88,6 +91,9 @@ type channel struct {
 	args            []string
 	created         time.Time
 	inStasis        bool
+	originated      bool
+	endpoint        string
+	bridge          *bridge
 	vars            map[string]string
 	playback        *playback
 	played          []string
@@ -112,8 +118,14 @@ func New(app, user, password string) *Server {
 		connSig:    make(chan struct{}),
 		channels:   map[string]*channel{},
 		playbacks:  map[string]*playback{},
+		endpoints:  map[string]Endpoint{},
+		bridges:    map[string]*bridge{},
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /ari/channels", s.originate)
+	mux.HandleFunc("POST /ari/bridges", s.createBridge)
+	mux.HandleFunc("POST /ari/bridges/{id}/addChannel", s.addChannel)
+	mux.HandleFunc("DELETE /ari/bridges/{id}", s.destroyBridge)
 	mux.HandleFunc("GET /ari/events", s.events)
 	mux.HandleFunc("GET /ari/asterisk/info", s.info)
 	mux.HandleFunc("GET /ari/asterisk/ping", s.ping)
@@ -143,6 +155,9 @@ func (s *Server) Close() {
 		if pb.timer != nil {
 			pb.timer.Stop()
 		}
+	}
+	for _, t := range s.timers {
+		t.Stop()
 	}
 	s.mu.Unlock()
 	s.DropConnections()
@@ -296,6 +311,38 @@ func (c *Call) HangUp() {
 	wait := s.hangupLocked(ch, cause, tech, false)
 	s.mu.Unlock()
 	wait()
+}
+
+// Channel returns a handle on any channel by id (an originated leg, say),
+// or nil.
+func (s *Server) Channel(id string) *Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.channels[id] == nil {
+		return nil
+	}
+	return &Call{s: s, id: id}
+}
+
+// Originated lists the channels originated through ARI that still exist.
+func (s *Server) Originated() []*Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Call
+	for id, ch := range s.channels {
+		if ch.originated {
+			out = append(out, &Call{s: s, id: id})
+		}
+	}
+	return out
+}
+
+// Bridged reports whether the channel is in a bridge now.
+func (c *Call) Bridged() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	ch := c.s.channels[c.id]
+	return ch != nil && ch.bridge != nil
 }
 
 // Gone reports whether the channel no longer exists.
@@ -726,8 +773,16 @@ func (s *Server) hangupLocked(ch *channel, cause, techCause *int, soft bool) fun
 		ev.Soft = &soft
 	}
 	var waits []func()
-	if ch.inStasis {
+	subscribed := ch.inStasis || ch.originated
+	if subscribed {
 		waits = append(waits, s.emitLocked(ch.id, ev))
+	}
+	if ch.bridge != nil {
+		waits = append(waits, s.leaveBridgeLocked(ch))
+	}
+	if ch.originated && !ch.inStasis {
+		// A leg still ringing: the dial is cancelled.
+		waits = append(waits, s.emitLocked(ch.id, s.dial(ch, "CANCEL")))
 	}
 	for _, pb := range s.playbacks {
 		if pb.target == ch {
@@ -742,6 +797,11 @@ func (s *Server) hangupLocked(ch *channel, cause, techCause *int, soft bool) fun
 		waits = append(waits, s.emitLocked(ch.id, &ari.StasisEnd{EventBase: s.base("StasisEnd"), Channel: ch.snapshot(s.app)}))
 	}
 	ch.inStasis = false
+	if ch.originated {
+		// Originated legs get ChannelDestroyed after StasisEnd; inbound
+		// callers do not (transcripts bridge-to-agent, transfer-12315).
+		waits = append(waits, s.emitLocked(ch.id, &ari.ChannelDestroyed{EventBase: s.base("ChannelDestroyed"), Cause: 16, CauseTxt: "Normal Clearing", Channel: ch.snapshot(s.app)}))
+	}
 	delete(s.channels, ch.id)
 	return func() {
 		for _, w := range waits {

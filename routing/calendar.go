@@ -186,6 +186,26 @@ func (c *Calendars) DayKind(region string, t time.Time) (DayKind, string, error)
 	return plain, "", nil
 }
 
+// WorkRegion is the holiday region IsWorkingDay answers for.
+const WorkRegion = "cn"
+
+var shanghaiLoc = func() *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		return time.FixedZone("CST", 8*3600) // China has no DST
+	}
+	return loc
+}()
+
+// IsWorkingDay reports whether the Asia/Shanghai date of d is a working day
+// in mainland China: a weekday that is not a public holiday, or a 调休
+// working weekend day. Without data for the year it goes by the week alone.
+// (It implements cases.WorkingDayCalendar.)
+func (c *Calendars) IsWorkingDay(d time.Time) bool {
+	k, _, _ := c.DayKind(WorkRegion, d.In(shanghaiLoc))
+	return k == Workday || k == AdjustedWorkday
+}
+
 // IsOpen reports whether calendar id is open at t. For a year without
 // holiday data it answers by the weekly hours and returns ErrNoYearData
 // too, so the caller can log it.

@@ -213,3 +213,24 @@ func TestBadCalendarData(t *testing.T) {
 		})
 	}
 }
+
+func TestIsWorkingDay(t *testing.T) {
+	cals, err := DefaultCalendars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at, want := range map[string]bool{
+		"2026-10-01 10:00": false, // 国庆节
+		"2026-10-10 10:00": true,  // 调休 Saturday
+		"2026-10-11 10:00": false, // Sunday
+		"2026-10-12 00:30": true,  // Monday, just after midnight in Shanghai
+	} {
+		if got := cals.IsWorkingDay(shanghai(t, at)); got != want {
+			t.Errorf("IsWorkingDay(%s) = %v, want %v", at, got, want)
+		}
+	}
+	// 2026-10-11 17:00 UTC is Monday 01:00 in Shanghai.
+	if !cals.IsWorkingDay(time.Date(2026, 10, 11, 17, 0, 0, 0, time.UTC)) {
+		t.Error("the date must be taken in Asia/Shanghai")
+	}
+}

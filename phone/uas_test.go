@@ -46,9 +46,12 @@ type uasCall struct {
 	digits chan string
 }
 
-func newTestUAS(t *testing.T, lib *prompts.Library) *testUAS {
+func newTestUAS(t *testing.T, lib *prompts.Library, configure ...func(*testUAS)) *testUAS {
 	t.Helper()
 	u := &testUAS{t: t, lib: lib, calls: map[string]*uasCall{}, firstPrompt: "en/digit-5", menuPrompt: "en/message-saved"}
+	for _, f := range configure {
+		f(u) // before serving: the handlers read the fields
+	}
 	var err error
 	u.engine, err = media.NewEngine(media.Config{IP: netip.MustParseAddr("127.0.0.1"), Sockets: 2, InactivityTimeout: -1})
 	if err != nil {

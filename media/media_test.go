@@ -460,12 +460,13 @@ func TestLossCountedFromSequenceGaps(t *testing.T) {
 }
 
 func TestLatchingAndUnknownSources(t *testing.T) {
-	b := newEngine(t, Config{Sockets: 1})
+	b := newEngine(t, Config{Sockets: 1, MaxSockets: 1}) // force sharing
 	peer := newRawPeer(t)
 	other := newRawPeer(t)
 
-	// Two sessions with unknown remotes on the one socket: a packet from a
-	// new source is ambiguous and dropped.
+	// Two sessions with unknown remotes on the one socket (the pool may not
+	// grow to separate them): a packet from a new source is ambiguous and
+	// dropped.
 	rx := newRecorder()
 	s1, err := b.NewSession(SessionConfig{PayloadType: 8, OnPacket: rx.onPacket})
 	if err != nil {
@@ -523,26 +524,26 @@ func TestLatchingAndUnknownSources(t *testing.T) {
 	}
 }
 
-func TestLatchRank(t *testing.T) {
+func TestLatchEligible(t *testing.T) {
 	src := netip.MustParseAddrPort("203.0.113.5:4000")
 	tests := []struct {
 		exp  string
-		want int
+		want bool
 	}{
-		{"", 2},
-		{"203.0.113.5:5000", 1},
-		{"192.168.1.10:5000", 3},
-		{"100.64.1.1:5000", 3},
-		{"0.0.0.0:5000", 3},
-		{"198.51.100.7:5000", 4},
+		{"", true},                   // remote not known yet
+		{"203.0.113.5:5000", true},   // port-rewriting NAT
+		{"192.168.1.10:5000", true},  // inside address in SDP
+		{"100.64.1.1:5000", true},    // carrier-grade NAT
+		{"0.0.0.0:5000", true},       // unspecified
+		{"198.51.100.7:5000", false}, // another public address
 	}
 	for _, tt := range tests {
 		var exp netip.AddrPort
 		if tt.exp != "" {
 			exp = netip.MustParseAddrPort(tt.exp)
 		}
-		if got := latchRank(exp, src); got != tt.want {
-			t.Errorf("latchRank(%q) = %d, want %d", tt.exp, got, tt.want)
+		if got := latchEligible(exp, src); got != tt.want {
+			t.Errorf("latchEligible(%q) = %v, want %v", tt.exp, got, tt.want)
 		}
 	}
 }
@@ -760,4 +761,68 @@ func TestLatchBehindNATSurvivesRefresh(t *testing.T) {
 	if n := b.Stats().DroppedUnknownSource; n != 0 {
 		t.Fatalf("%d packets dropped", n)
 	}
+}
+
+func TestEarlyMediaBeforeAnswerNeverMisroutes(t *testing.T) {
+	// The callsim situation: the offering side creates its sessions with
+	// the remote unknown; the answering side starts sending at once, and
+	// the offerer applies the answer (SetRemote) a little later. Early
+	// packets must latch to the right call or be dropped, never cross calls.
+	phone := newEngine(t, Config{Sockets: 2})
+	server := newEngine(t, Config{Sockets: 4})
+	const calls = 60
+	var mu sync.Mutex
+	crossed := 0
+	check := func(want int) func(*rtp.Header, []byte, time.Time) {
+		return func(_ *rtp.Header, p []byte, _ time.Time) {
+			if id := int(p[0]) | int(p[1])<<8; id != want {
+				mu.Lock()
+				crossed++
+				mu.Unlock()
+			}
+		}
+	}
+	tagged := func(i int) [][]byte {
+		f := make([]byte, 160)
+		f[0], f[1] = byte(i), byte(i>>8)
+		return [][]byte{f}
+	}
+	offers := make([]*Session, calls)
+	answers := make([]*Session, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		var err error
+		offers[i], err = phone.NewSession(SessionConfig{PayloadType: 8, OnPacket: check(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers[i], err = server.NewSession(SessionConfig{Remote: offers[i].LocalAddr(), PayloadType: 8, OnPacket: check(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers[i].Play(tagged(i), PlayOptions{Loop: true})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i%7) * 15 * time.Millisecond) // the 200 OK takes a while
+			offers[i].SetRemote(answers[i].LocalAddr())
+			offers[i].Play(tagged(i), PlayOptions{Loop: true})
+		}()
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	waitFor(t, 3*time.Second, "media both ways on every call", func() bool {
+		for i := range calls {
+			if offers[i].Stats().PacketsReceived < 3 || answers[i].Stats().PacketsReceived < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if crossed != 0 {
+		t.Fatalf("%d packets delivered to the wrong call", crossed)
+	}
+	t.Logf("phone pool %d sockets, early packets dropped %d", phone.Stats().Sockets, phone.Stats().DroppedUnknownSource)
 }

@@ -127,23 +127,26 @@ func pickBySSRC(es []*Session, ssrc uint32) *Session {
 }
 
 // Latching rule (symmetric RTP, RFC 4961; "comedia" latching as in RFC
-// 4145 deployments). A packet whose source matches no session is given to
-// a session on the same pool socket that has not received any packet yet,
-// with these preferences:
+// 4145 deployments). A packet whose source matches no session may be given
+// to a session on the same pool socket that has not received any packet
+// yet ("nothing heard"; re-armed when SetRemote changes the address) and
+// whose expected remote
 //
-//  1. its expected remote has the same IP and only the port differs (a NAT
-//     that rewrites ports);
-//  2. its expected remote is not known yet (invalid AddrPort);
-//  3. its expected remote IP is a private, shared (100.64/10), link-local or
-//     unspecified address, i.e. the far end wrote its inside address into
-//     the SDP from behind a NAT.
+//   - is not known yet (invalid AddrPort: we made the offer and the answer
+//     has not been applied, or a late offer), or
+//   - has the same IP, only the port differs (a NAT that rewrites ports), or
+//   - has a private, shared (100.64/10), link-local or unspecified IP, i.e.
+//     the far end wrote its inside address into the SDP from behind a NAT.
 //
-// ("Received nothing yet" is re-armed when SetRemote changes the address.)
-// Latching happens only when exactly one session qualifies at the best
-// rank: with several calls set up at once on one socket an ambiguous
-// packet is dropped (counted as unknown source) rather than given to the
-// wrong call. After latching, we send to the packet's source. Sources that
-// qualify for nothing are counted in DroppedUnknownSource and dropped.
+// It latches only when exactly ONE session of the socket qualifies: with
+// two candidates we cannot know which call the packet belongs to (on a
+// load generator or behind one SBC, all peers share an IP), so the packet
+// is dropped and counted in DroppedUnknownSource rather than given to the
+// wrong call. To make ambiguity rare, NewSession puts a session that may
+// need latching (remote unknown or NAT-inside) on a socket that has no
+// other such session pending, growing the pool if needed. After latching,
+// we send to the packet's source. Sources that qualify for nothing are
+// counted in DroppedUnknownSource and dropped.
 func (ps *poolSock) latch(src netip.AddrPort) *Session {
 	// Cheap exits first: a flood from unknown sources must not cost a
 	// scan, let alone the write lock, once every session has heard its peer.
@@ -176,24 +179,33 @@ func (ps *poolSock) latch(src netip.AddrPort) *Session {
 // latchCandidateLocked applies the latching rule. Called with ps.mu held
 // (read or write).
 func (ps *poolSock) latchCandidateLocked(src netip.AddrPort) *Session {
-	var best *Session
-	bestRank, count := 4, 0
+	var cand *Session
 	for _, s := range ps.all {
-		if s.heard.Load() || s.closedA.Load() {
+		if s.heard.Load() || s.closedA.Load() || !latchEligible(s.key, src) {
 			continue
 		}
-		r := latchRank(s.key, src)
-		switch {
-		case r < bestRank:
-			best, bestRank, count = s, r, 1
-		case r == bestRank:
-			count++
+		if cand != nil {
+			return nil // ambiguous
+		}
+		cand = s
+	}
+	return cand
+}
+
+// pendingLatch reports whether a session on ps may still latch from an
+// unexpected source (nothing heard, remote unknown or NAT-inside).
+func (ps *poolSock) pendingLatch() bool {
+	if ps.unheard.Load() == 0 {
+		return false
+	}
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	for _, s := range ps.all {
+		if !s.heard.Load() && !s.closedA.Load() && needsLatch(s.key) {
+			return true
 		}
 	}
-	if count != 1 {
-		return nil
-	}
-	return best
+	return false
 }
 
 // markHeard takes s out of the unheard count, once (first packet or
@@ -204,18 +216,16 @@ func (ps *poolSock) markHeard(s *Session) {
 	}
 }
 
-// latchRank ranks a session expecting exp for a packet from src (lower is
-// better; 4 = not eligible).
-func latchRank(exp, src netip.AddrPort) int {
-	switch {
-	case !exp.IsValid():
-		return 2
-	case exp.Addr() == src.Addr():
-		return 1
-	case isNATInside(exp.Addr()):
-		return 3
-	}
-	return 4
+// latchEligible reports whether a session expecting exp may latch to a
+// packet from src.
+func latchEligible(exp, src netip.AddrPort) bool {
+	return needsLatch(exp) || exp.Addr() == src.Addr()
+}
+
+// needsLatch reports a remote we cannot send to as is: unknown, or an
+// address from inside a NAT.
+func needsLatch(exp netip.AddrPort) bool {
+	return !exp.IsValid() || isNATInside(exp.Addr())
 }
 
 // isNATInside reports addresses a far end behind a NAT would put in SDP.

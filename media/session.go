@@ -115,27 +115,44 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	if e.closed {
 		return nil, ErrClosed
 	}
-	var chosen *poolSock
+	// Socket choice: (socket, remote) must stay unique, and a session that
+	// may need latching should not share a socket with another one still
+	// pending (see the latching rule in recv.go); among the sockets that
+	// satisfy both, the least loaded, round-robin on ties. If none does,
+	// the pool grows; at MaxSockets we settle for a unique pair, then for
+	// anything.
+	var chosen, fallback *poolSock
+	needLatch := needsLatch(remote)
 	n := len(e.socks)
-	best := -1
+	best, bestFB := -1, -1
 	for i := range n {
 		ps := e.socks[(e.rr+i)%n]
 		if remote.IsValid() && ps.usedBy(remote) {
 			continue
 		}
-		if l := ps.load(); chosen == nil || l < best {
+		l := ps.load()
+		if needLatch && ps.pendingLatch() {
+			if fallback == nil || l < bestFB {
+				fallback, bestFB = ps, l
+			}
+			continue
+		}
+		if chosen == nil || l < best {
 			chosen, best = ps, l
 		}
 	}
 	e.rr++
 	if chosen == nil {
-		if n < e.cfg.MaxSockets {
+		switch {
+		case n < e.cfg.MaxSockets:
 			ps, err := e.addSocketLocked()
 			if err != nil {
 				return nil, fmt.Errorf("media: new session to %s: %w", remote, err)
 			}
 			chosen = ps
-		} else {
+		case fallback != nil:
+			chosen = fallback
+		default:
 			// Pool exhausted: share the pair; pickBySSRC disambiguates.
 			chosen = e.socks[e.rr%n]
 			e.log.Warn("media: remote shares a pool socket with another session", "remote", remote, "local", chosen.local)

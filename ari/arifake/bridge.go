@@ -116,8 +116,14 @@ func (s *Server) originate(w http.ResponseWriter, r *http.Request) {
 	if a := q.Get("appArgs"); a != "" {
 		args = strings.Split(a, ",")
 	}
+	// Asterisk names the channel after the endpoint, not the dial string:
+	// PJSIP/12315@trunk12315 gives PJSIP/trunk12315-0000001a.
+	chName := name
+	if at := strings.LastIndexByte(name, '@'); at >= 0 {
+		chName = "PJSIP/" + name[at+1:]
+	}
 	ch := &channel{
-		id: id, name: fmt.Sprintf("%s-%08x", name, s.seq), state: "Down",
+		id: id, name: fmt.Sprintf("%s-%08x", chName, s.seq), state: "Down",
 		caller: "12345", exten: "s", args: args, created: time.Now(),
 		originated: true, endpoint: name, vars: map[string]string{},
 	}

@@ -259,7 +259,7 @@ func (s *SQLStore) insertCase(ctx context.Context, c *Case) (bool, error) {
 	// The created event's id derives from the case id so that it, too, is
 	// written once whoever writes it.
 	ev := Event{ID: c.ID + "/created", CaseID: c.ID, Kind: EventCreated, At: c.Created, Language: c.Language}
-	if err := insertEvent(ctx, tx, ev, ""); err != nil {
+	if _, err := insertEvent(ctx, tx, ev, ""); err != nil {
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -268,18 +268,24 @@ func (s *SQLStore) insertCase(ctx context.Context, c *Case) (bool, error) {
 	return true, nil
 }
 
-func insertEvent(ctx context.Context, tx *sql.Tx, e Event, noteSealed string) error {
+// insertEvent inserts e unless an event with its id exists, and reports
+// whether it did.
+func insertEvent(ctx context.Context, tx *sql.Tx, e Event, noteSealed string) (bool, error) {
 	e.Note, e.Seq = "", 0
 	data, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("cases: event %s: %w", e.ID, err)
+		return false, fmt.Errorf("cases: event %s: %w", e.ID, err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO case_events (id, case_id, kind, at, data, note_sealed) VALUES ($1, $2, $3, $4, $5, $6)`,
-		e.ID, e.CaseID, string(e.Kind), e.At.UnixMicro(), string(data), noteSealed)
+	res, err := tx.ExecContext(ctx, `INSERT INTO case_events (id, case_id, kind, at, data, note_sealed) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO NOTHING`, e.ID, e.CaseID, string(e.Kind), e.At.UnixMicro(), string(data), noteSealed)
 	if err != nil {
-		return fmt.Errorf("cases: event %s: %w", e.ID, err)
+		return false, fmt.Errorf("cases: event %s: %w", e.ID, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("cases: event %s: %w", e.ID, err)
+	}
+	return n > 0, nil
 }
 
 func validateEvent(e Event) error {
@@ -345,8 +351,8 @@ func (s *SQLStore) AppendEvent(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	if err := insertEvent(ctx, tx, e, noteSealed); err != nil {
-		return err
+	if inserted, err := insertEvent(ctx, tx, e, noteSealed); err != nil || !inserted {
+		return err // !inserted: the same event committed meanwhile (PostgreSQL)
 	}
 	set = append(set, "updated_at")
 	args = append(args, s.cfg.Now().UnixMicro())

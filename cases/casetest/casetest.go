@@ -273,6 +273,32 @@ func Run(t *testing.T, newEnv NewEnv) {
 		}
 	})
 
+	t.Run("SameEventFromManyWriters", func(t *testing.T) {
+		env := newEnv(t, due)
+		stores := []cases.Store{env.Store}
+		if env.Second != nil {
+			stores = append(stores, env.Second(t))
+		}
+		c := mustCreate(t, env.Store, newCall("call-m", at("2026-11-28 11:30")))
+		e := cases.NewEvent(c.ID, cases.EventStatus)
+		e.Status = cases.StatusInProgress
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := stores[i%len(stores)].AppendEvent(ctx, e); err != nil {
+					t.Errorf("writer %d: %v", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		evs, err := env.Store.Events(ctx, c.ID)
+		if err != nil || len(evs) != 2 {
+			t.Errorf("events after 8 writes of one event: %v, %v", evs, err)
+		}
+	})
+
 	t.Run("AbandonedBeforeAnswer", func(t *testing.T) {
 		env := newEnv(t, due)
 		n := newCall("call-a", at("2026-11-28 12:00"))

@@ -20,17 +20,25 @@ import (
 func BenchmarkCreateForCall(b *testing.B) {
 	var seq atomic.Int64
 	for name, mk := range dsns(b) {
-		for _, wrap := range []string{"sql", "durable"} {
+		for _, wrap := range []string{"sql", "durable", "store-down"} {
 			b.Run(name+"/"+wrap, func(b *testing.B) {
 				p := testProtector(b)
 				s, _ := openSQL(b, mk(b), p, cases.DuePolicy{})
 				var store cases.Store = s
-				if wrap == "durable" {
+				if wrap != "sql" {
+					var inner cases.Store = s
+					if wrap == "store-down" {
+						// Every create goes to the journal: the latency a
+						// call sees during an outage.
+						fs := &faultyStore{Store: s}
+						fs.mode.Store(down)
+						inner = fs
+					}
 					j, err := cases.OpenJournal(filepath.Join(b.TempDir(), "journal"))
 					if err != nil {
 						b.Fatal(err)
 					}
-					d, err := cases.NewDurable(s, cases.DurableConfig{Journal: j, Keys: p.Keys, Timeout: 2 * time.Second})
+					d, err := cases.NewDurable(inner, cases.DurableConfig{Journal: j, Keys: p.Keys, Timeout: 2 * time.Second})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Journal is an append-only local file of records that must not be lost
@@ -56,6 +57,12 @@ func OpenJournal(path string) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cases: journal: %w", err)
+	}
+	// One process per journal: a second hotlined on the same data
+	// directory would interleave records and replay them twice.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cases: journal %s is in use by another process: %w", path, err)
 	}
 	j := &Journal{path: path, f: f}
 	bounds, end, err := j.scan()

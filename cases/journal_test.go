@@ -207,3 +207,20 @@ func FuzzJournalOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestJournalOneProcessAtATime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := cases.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cases.OpenJournal(path); err == nil {
+		t.Fatal("a second opener got the journal")
+	}
+	j.Close()
+	j2, err := cases.OpenJournal(path)
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	j2.Close()
+}

@@ -86,6 +86,14 @@ func New(cfg Config) (*Plane, error) {
 	return &Plane{cfg: cfg, client: c, log: log.With("plane", "ari", "app", cfg.App), calls: map[string]*call{}}, nil
 }
 
+// ActiveCalls is the number of calls the plane carries now (for /healthz,
+// like the sip plane's).
+func (p *Plane) ActiveCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.calls)
+}
+
 // Client is the plane's ARI client (for bridging and originate).
 func (p *Plane) Client() *Client { return p.client }
 

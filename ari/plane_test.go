@@ -23,6 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // env is one fake Asterisk with a running plane.
 type env struct {
 	fake   *arifake.Server
+	plane  *ari.Plane
 	cancel context.CancelFunc
 	runErr chan error
 }
@@ -43,7 +44,7 @@ func start(t *testing.T, h ari.Handler, setup func(*arifake.Server)) *env {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &env{fake: fake, cancel: cancel, runErr: make(chan error, 1)}
+	e := &env{fake: fake, plane: p, cancel: cancel, runErr: make(chan error, 1)}
 	go func() { e.runErr <- p.Run(ctx, h) }()
 	t.Cleanup(func() {
 		e.stop(t)
@@ -141,6 +142,9 @@ func TestCallMenuWithBargeIn(t *testing.T) {
 	e := start(t, menu(out), longPrompts)
 	call := e.fake.Call(arifake.CallOptions{Caller: "13800138000", Exten: "02312345"})
 	eventually(t, "greeting playing", func() bool { return call.Playing() == "sound:hotline/zh-CN/greeting" })
+	if n := e.plane.ActiveCalls(); n != 1 {
+		t.Errorf("ActiveCalls = %d during the call", n)
+	}
 	if call.State() != "Up" {
 		t.Errorf("state %q after answer", call.State())
 	}
@@ -159,6 +163,7 @@ func TestCallMenuWithBargeIn(t *testing.T) {
 		t.Errorf("info %+v", r.info)
 	}
 	eventually(t, "channel gone", call.Gone)
+	eventually(t, "no active calls", func() bool { return e.plane.ActiveCalls() == 0 })
 	reqs := e.fake.Requests()
 	if !hasRequest(reqs, "DELETE", "/ari/playbacks/", 204) {
 		t.Errorf("no DELETE /playbacks: ARI does not stop a playback on DTMF, the app must: %+v", reqs)

@@ -5,7 +5,6 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -77,7 +76,7 @@ func Parse(name string, args []string, environ []string) (*Config, *kong.Kong, e
 	p, err := kong.New(&c, kong.Name(name),
 		kong.Description("hotline: IVR and call routing for the Chongqing 12345 hotline."),
 		kong.Resolvers(envThenFile(env, file)),
-		kong.Writers(io.Discard, os.Stderr))
+		kong.Writers(os.Stdout, os.Stderr))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cq12345/hotline/ari"
+	"github.com/cq12345/hotline/cases"
+	"github.com/cq12345/hotline/flows"
+	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/telemetry"
+)
+
+// callHandler serves every call of either plane: it pins the published
+// flow, opens the call's case when the call is answered, runs the IVR and
+// records how the call went.
+type callHandler struct {
+	log    *slog.Logger
+	live   *flows.Live
+	cases  cases.Store
+	interp *ivr.Interpreter
+	tp     trace.TracerProvider
+}
+
+func (h *callHandler) ServeCall(ctx context.Context, c ivr.Call) {
+	info := c.Info()
+	log := h.log.With("call", c.ID(), "caller", telemetry.MaskNumber(info.Caller), "plane", info.Plane)
+	ctx, span := h.tp.Tracer("hotline/server").Start(ctx, "call.ivr", trace.WithAttributes(
+		attribute.String("call.id", c.ID()),
+		attribute.String("call.caller", telemetry.MaskNumber(info.Caller)),
+		attribute.String("call.dialled", info.Dialled),
+		attribute.String("call.plane", info.Plane),
+	))
+	defer span.End()
+
+	// The call keeps the flow version it started on to its end, whatever
+	// is published meanwhile.
+	f, version := h.live.Current(FlowID)
+	span.SetAttributes(attribute.String("flow.id", FlowID), attribute.Int("flow.version", version))
+	cc := &caseCall{Call: c, h: h, log: log}
+	if f == nil {
+		log.Error("no published flow: the call is refused", "flow", FlowID)
+		c.Hangup(ctx, "no published flow")
+		cc.finish(ctx, nil, errors.New("no published flow"))
+		return
+	}
+	res, err := h.interp.Run(ctx, cc, f)
+	if err != nil {
+		span.RecordError(err)
+		log.Warn("ivr ended with an error", "err", err, "flow_version", version)
+	}
+	if res != nil {
+		span.SetAttributes(attribute.String("ivr.end", res.End), attribute.String("ivr.final", res.Final.Kind+" "+res.Final.ID))
+	}
+	cc.finish(ctx, res, err)
+}
+
+// caseCall opens the call's case when the IVR answers: durably, before the
+// greeting starts (so before it ends), as issue 5 asks.
+type caseCall struct {
+	ivr.Call
+	h   *callHandler
+	log *slog.Logger
+
+	mu       sync.Mutex
+	answered time.Time
+	caseID   string
+}
+
+func (c *caseCall) Answer(ctx context.Context) error {
+	if err := c.Call.Answer(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.answered.IsZero() {
+		return nil
+	}
+	c.answered = time.Now()
+	info := c.Info()
+	cs, err := c.h.cases.CreateForCall(ctx, cases.NewCall{
+		CallID: c.ID(), Caller: info.Caller, Dialled: info.Dialled, Plane: info.Plane,
+		Started: info.Started, Answered: c.answered, Language: ivr.DefaultLanguage,
+	})
+	if err != nil {
+		// The Durable store journals when the database is down; an error
+		// here means even the journal failed. The caller is still served.
+		c.log.Error("case not opened", "err", err)
+		return nil
+	}
+	c.caseID = cs.ID
+	c.log.Info("case opened", "case", cs.Number)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("case.number", cs.Number))
+	return nil
+}
+
+// finish writes the IVR path and the call's outcome to its case. A call
+// that ended before it was answered gets its case here, outcome "abandoned
+// before answer" (the connection rate counts it).
+func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
+	ctx = context.WithoutCancel(ctx)
+	c.mu.Lock()
+	caseID, answered := c.caseID, c.answered
+	c.mu.Unlock()
+	info := c.Info()
+	if answered.IsZero() {
+		cs, err := c.h.cases.CreateForCall(ctx, cases.NewCall{
+			CallID: c.ID(), Caller: info.Caller, Dialled: info.Dialled, Plane: info.Plane, Started: info.Started,
+		})
+		if err != nil {
+			c.log.Error("case of an unanswered call not recorded", "err", err)
+			return
+		}
+		end := cases.NewEvent(cs.ID, cases.EventEnded)
+		end.Outcome = cases.OutcomeAbandonedBeforeAnswer
+		if err := c.h.cases.AppendEvent(ctx, end); err != nil {
+			c.log.Error("case end not recorded", "case", cs.Number, "err", err)
+		}
+		return
+	}
+	if caseID == "" {
+		return
+	}
+	var evs []cases.Event
+	outcome := cases.OutcomeSelfService
+	if res != nil {
+		for _, st := range res.Path {
+			e := cases.NewEvent(caseID, cases.EventPath)
+			e.Node, e.Digits = st.Node, st.Digits
+			evs = append(evs, e)
+		}
+		if res.Lang != "" || res.Vars["appeal"] != "" {
+			e := cases.NewEvent(caseID, cases.EventClassify)
+			e.Language = res.Lang
+			e.AppealType = appealOf(res.Vars["appeal"])
+			e.Domain = res.Vars["domain"]
+			evs = append(evs, e)
+		}
+		for _, d := range res.Decisions {
+			e := cases.NewEvent(caseID, cases.EventRouted)
+			if d.Kind == "transfer" {
+				e.Destination = d.ID
+			} else {
+				e.Queue = d.ID
+			}
+			evs = append(evs, e)
+		}
+		switch {
+		case res.End == "caller-hangup" && len(res.Decisions) == 0:
+			outcome = cases.OutcomeAbandoned
+		case res.Final.Kind == "transfer":
+			outcome = cases.OutcomeTransferred
+		case res.Final.Kind == "queue":
+			// Until agents take calls (routing issue), a queued caller
+			// hears "transferring you" and the call ends: abandoned for
+			// the figures, honestly.
+			outcome = cases.OutcomeAbandoned
+		}
+		if res.Survey > 0 {
+			e := cases.NewEvent(caseID, cases.EventSurvey)
+			e.Survey = res.Survey
+			evs = append(evs, e)
+		}
+	}
+	end := cases.NewEvent(caseID, cases.EventEnded)
+	end.Outcome = outcome
+	evs = append(evs, end)
+	for _, e := range evs {
+		if err := c.h.cases.AppendEvent(ctx, e); err != nil {
+			c.log.Error("case event not recorded", "kind", string(e.Kind), "err", err)
+		}
+	}
+}
+
+// appealOf maps the flow's appeal variable to the case's appeal type.
+func appealOf(v string) cases.AppealType {
+	switch v {
+	case "consultation-help", "consultation":
+		return cases.AppealConsultation
+	case "complaint-report", "complaint":
+		return cases.AppealComplaint
+	case "suggestion":
+		return cases.AppealSuggestion
+	}
+	return ""
+}
+
+// runARI runs the Asterisk plane until ctx ends.
+func runARI(ctx context.Context, cfg *Config, h ari.Handler, log *slog.Logger) error {
+	p, err := ari.New(ari.Config{URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword, App: cfg.ARIApp, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("ari plane", "url", cfg.ARIURL, "app", cfg.ARIApp)
+	if err := p.Run(ctx, h); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The e2e tests below are the issue-2 call path: callsim dials hotlined
+// over loopback, hears the greeting and the main menu (recognised by exact
+// audio match), presses a digit and hears what the flow does next.
+
+func TestMenuDigitRFC4733(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--from", "13800138001", "--dtmf", "1", "--dtmf-mode", "rfc4733",
+		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "60s")
+	checkDigitActedOn(t, r)
+	s.Stop()
+	assertNoUnmaskedNumbers(t, []string{"13800138001"}, s.LogFile, s.Trace)
+}
+
+func TestMenuDigitSIPInfo(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--from", "13800138002", "--dtmf", "1", "--dtmf-mode", "info",
+		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "60s")
+	checkDigitActedOn(t, r)
+	s.Stop()
+	assertNoUnmaskedNumbers(t, []string{"13800138002"}, s.LogFile, s.Trace)
+}
+
+// checkDigitActedOn: key 1 in the main menu (consultation/help) barges into
+// the menu prompt and leads to "transferring you to an agent"; until agents
+// take calls the flow then ends the call, so the far end hangs up.
+func checkDigitActedOn(t *testing.T, r callResult) {
+	t.Helper()
+	if r.SIPStatus != 200 || !r.Answered || r.Codec != "PCMA" {
+		t.Fatalf("call not answered with PCMA: %+v", r)
+	}
+	if !r.heard("zh-CN/greeting", "zh-CN/emergency-notice", "zh-CN/main-menu", "zh-CN/transferring-agent") {
+		t.Errorf("prompts heard %v; want greeting, emergency notice, main menu, then transferring-agent", r.PromptsHeard)
+	}
+	if r.EndedBy != "remote" {
+		t.Errorf("ended_by %q, want remote (the flow ends the call)", r.EndedBy)
+	}
+	if r.Interarrival.P99 > 40 || r.Interarrival.P99 < 10 {
+		t.Errorf("interarrival p99 %.1f ms is off the 20 ms pacing", r.Interarrival.P99)
+	}
+}
+
+func TestCallerHangsUp(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--from", "13800138003", "--hangup-after", "3s")
+	if !r.Answered || r.EndedBy != "local" || !r.heard("zh-CN/greeting") {
+		t.Fatalf("want an answered call that we hung up after the greeting started: %+v", r)
+	}
+	if r.RTPReceived < 100 {
+		t.Errorf("only %d RTP packets in 3 s", r.RTPReceived)
+	}
+}
+
+func TestUnknownNumberIs404(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--to", "12346", "--hangup-after", "1s")
+	if r.SIPStatus != 404 || r.Answered {
+		t.Fatalf("want 404 for 12346: %+v", r)
+	}
+}
+
+func TestDialledForms(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	for _, to := range []string{"02312345", "+862312345", "862312345", "023-12345"} {
+		r := s.call(t, "--to", to, "--hangup-after", "500ms")
+		if r.SIPStatus != 200 {
+			t.Errorf("dialled %s: status %d, want 200", to, r.SIPStatus)
+		}
+	}
+}
+
+func TestLateOfferAndTCP(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--no-sdp", "--transport", "tcp", "--codec", "PCMU", "--hangup-after", "9s")
+	if !r.Answered || r.Codec != "PCMU" || !r.heard("zh-CN/greeting") {
+		t.Fatalf("late offer over TCP with PCMU: %+v", r)
+	}
+}
+
+// TestMain leaves nothing behind; the data folder of each server is a
+// t.TempDir. This helper keeps the logs of a failed run for CI.
+func keepLogs(t *testing.T, s *server) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			dst := filepath.Join(os.TempDir(), "hotline-e2e-logs")
+			os.MkdirAll(dst, 0o755)
+			b, _ := os.ReadFile(s.LogFile)
+			os.WriteFile(filepath.Join(dst, t.Name()+".log"), b, 0o644)
+		}
+	})
+}

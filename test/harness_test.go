@@ -1,0 +1,249 @@
+// Package test holds whole-server tests: hotlined and callsim built as real
+// binaries, talking SIP and RTP over loopback, as a site would run them.
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin holds the binaries built once for the whole package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hotline-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = dir
+	build := exec.Command("go", "build", "-o", dir+"/", "../cmd/hotlined", "../cmd/callsim", "../cmd/hotlinectl")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is one running hotlined.
+type server struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	SIP      string // host:port, UDP and TCP
+	HTTP     string // host:port
+	DataDir  string
+	LogFile  string
+	Trace    string
+	exited   chan struct{}
+	exitErr  error
+	stopOnce sync.Once
+}
+
+// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startServer starts hotlined on free loopback ports with a fresh data
+// folder (or dataDir when given) and waits until /healthz answers.
+func startServer(t *testing.T, dataDir string, args ...string) *server {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	s := &server{
+		t:       t,
+		SIP:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		HTTP:    fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		DataDir: dataDir,
+		exited:  make(chan struct{}),
+	}
+	s.LogFile = filepath.Join(dataDir, fmt.Sprintf("hotlined-%d.log", time.Now().UnixNano()))
+	s.Trace = filepath.Join(dataDir, fmt.Sprintf("spans-%d.jsonl", time.Now().UnixNano()))
+	all := append([]string{
+		"--sip-listen", s.SIP, "--http-listen", s.HTTP, "--data-dir", dataDir,
+		"--trace-file", s.Trace, "--log-format", "json", "--log-level", "debug",
+	}, args...)
+	logf, err := os.Create(s.LogFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = exec.Command(filepath.Join(bin, "hotlined"), all...)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.exitErr = s.cmd.Wait()
+		logf.Close()
+		close(s.exited)
+	}()
+	t.Cleanup(func() { s.Stop() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.HTTP + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("hotlined exited at start: %v\n%s", s.exitErr, s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hotlined not healthy after 20 s\n%s", s.Log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (s *server) Stop() {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.exited:
+			return
+		default:
+		}
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(60 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+			s.t.Errorf("hotlined did not exit within 60 s of SIGTERM")
+		}
+	})
+}
+
+// Kill ends hotlined with SIGKILL (a crash).
+func (s *server) Kill() {
+	s.stopOnce.Do(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+	})
+}
+
+// Log returns what hotlined wrote so far.
+func (s *server) Log() string {
+	b, _ := os.ReadFile(s.LogFile)
+	return string(b)
+}
+
+// callResult is callsim call's JSON output.
+type callResult struct {
+	SIPStatus    int      `json:"sip_status"`
+	SIPReason    string   `json:"sip_reason"`
+	Answered     bool     `json:"answered"`
+	Codec        string   `json:"codec"`
+	PromptsHeard []string `json:"prompts_heard"`
+	RTPReceived  int      `json:"rtp_received"`
+	Interarrival struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"interarrival_ms"`
+	EndedBy    string          `json:"ended_by"`
+	DurationMS float64         `json:"duration_ms"`
+	DTMFSent   json.RawMessage `json:"dtmf_sent"`
+	Raw        map[string]any  `json:"-"`
+}
+
+// callsim runs `callsim call` against s and decodes its JSON.
+func (s *server) call(t *testing.T, args ...string) callResult {
+	t.Helper()
+	all := append([]string{"call", "--target", s.SIP, "--prompts-dir", "../prompts", "--json"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "callsim"), all...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var r callResult
+	if jerr := json.Unmarshal(stdout.Bytes(), &r); jerr != nil {
+		t.Fatalf("callsim %v: %v (json: %v)\nstdout: %s\nstderr: %s", args, err, jerr, stdout.String(), stderr.String())
+	}
+	json.Unmarshal(stdout.Bytes(), &r.Raw)
+	t.Logf("callsim %s -> %s", strings.Join(args, " "), strings.TrimSpace(stdout.String()))
+	return r
+}
+
+// heard reports whether the prompts were heard in this order (others may
+// come between them).
+func (r callResult) heard(keys ...string) bool {
+	i := 0
+	for _, h := range r.PromptsHeard {
+		if i < len(keys) && h == keys[i] {
+			i++
+		}
+	}
+	return i == len(keys)
+}
+
+// mobile matches a mainland mobile number anywhere in text.
+var mobile = regexp.MustCompile(`(^|[^0-9])(1[3-9][0-9]{9})([^0-9]|$)`)
+
+// assertNoUnmaskedNumbers scans files (logs, span files) for any of the
+// given caller numbers and for any mobile-number-shaped run of digits.
+func assertNoUnmaskedNumbers(t *testing.T, numbers []string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("scan %s: %v", f, err)
+			continue
+		}
+		if len(b) == 0 {
+			t.Errorf("scan %s: empty; the scan would prove nothing", f)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 1<<20), 1<<24)
+		for n := 1; sc.Scan(); n++ {
+			line := sc.Text()
+			for _, num := range numbers {
+				if strings.Contains(line, num) {
+					t.Errorf("%s:%d carries caller number %s unmasked: %.300s", filepath.Base(f), n, num, line)
+				}
+			}
+			if m := mobile.FindStringSubmatch(line); m != nil {
+				t.Errorf("%s:%d carries a mobile number %s: %.300s", filepath.Base(f), n, m[2], line)
+			}
+		}
+	}
+}

@@ -110,6 +110,15 @@ func TestRender(t *testing.T) {
 	if strings.Contains(html, "<script>") {
 		t.Error("a unit name was not escaped")
 	}
+	for _, f := range []string{"json", "csv", "html"} {
+		var b bytes.Buffer
+		if err := m.Write(&b, f); err != nil || b.Len() == 0 {
+			t.Errorf("Write %s: %v", f, err)
+		}
+	}
+	if err := m.Write(&bytes.Buffer{}, "pdf"); err == nil {
+		t.Error("format pdf accepted")
+	}
 }
 
 func TestBuildFromStore(t *testing.T) {

@@ -153,3 +153,17 @@ func satBars(groups []Metrics) satChart {
 	c.Height = 30 + len(groups)*22
 	return c
 }
+
+// Write renders the evaluation in a format: "json", "csv" or "html" (what
+// `hotlinectl report monthly --format` takes).
+func (m *Monthly) Write(w io.Writer, format string) error {
+	switch format {
+	case "json", "":
+		return m.WriteJSON(w)
+	case "csv":
+		return m.WriteCSV(w)
+	case "html":
+		return m.WriteHTML(w)
+	}
+	return fmt.Errorf("report: format %q: want json, csv or html", format)
+}

@@ -37,6 +37,16 @@ type Env struct {
 	// Includes resolves the sub-flows an include node names (by id: the
 	// file "<id>.yaml" is read from it). Nil means includes are refused.
 	Includes IncludeResolver
+
+	// MaxKeyPresses, when above 0, makes a destination or queue that needs
+	// more menu/language key presses than this a problem (GB/T 33358: no
+	// deep menus; 2 for the 12345 flows).
+	MaxKeyPresses int
+	// PersonEscape makes it a problem when a menu's key 0 or its running
+	// out of retries, a language or survey node's key 0, or a collect's
+	// running out of retries does not lead to a queue (a person) without
+	// further input.
+	PersonEscape bool
 }
 
 // IncludeResolver returns the YAML source of a sub-flow by id.
@@ -105,6 +115,18 @@ type SimOptions struct {
 	// Cases looks case numbers up; nil finds every case (status
 	// "processing").
 	Cases CaseLookup `json:"-"`
+	// PromptDuration, when set, makes each prompt take its real length on
+	// the simulated clock (see LibraryDurations); otherwise prompts take
+	// no time and only waiting for input does.
+	PromptDuration func(key string) time.Duration `json:"-"`
+}
+
+// LibraryDurations gives each audio key its length in lib (20 ms frames).
+func LibraryDurations(lib *prompts.Library) func(key string) time.Duration {
+	return func(key string) time.Duration {
+		frames, _ := lib.Frames(key, prompts.PCMA)
+		return time.Duration(len(frames)) * 20 * time.Millisecond
+	}
 }
 
 // SimResult is what a simulation prints (JSON-able).

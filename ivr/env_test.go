@@ -14,12 +14,18 @@ var (
 	testQueues       = []string{"general", "complaints", "suggestions", "followup"}
 )
 
-func testEnv(t testing.TB) ivr.Env {
+func testLib(t testing.TB) *prompts.Library {
 	t.Helper()
 	lib, err := prompts.Load(prompts.Embedded())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return lib
+}
+
+func testEnv(t testing.TB) ivr.Env {
+	t.Helper()
+	lib := testLib(t)
 	cals, err := routing.DefaultCalendars()
 	if err != nil {
 		t.Fatal(err)

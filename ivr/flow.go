@@ -2,6 +2,7 @@ package ivr
 
 import (
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -137,6 +138,13 @@ type Node struct {
 func (n *Node) fieldLine(field string) int {
 	if l := n.lines[field]; l > 0 {
 		return l
+	}
+	if key, ok := strings.CutPrefix(field, "options."); ok {
+		for _, o := range n.Options {
+			if o.Key == key {
+				return o.Line
+			}
+		}
 	}
 	return n.Line
 }

@@ -66,10 +66,13 @@ type Step struct {
 	Digits string `json:"digits,omitempty"`
 	// Branch says which way the node went ("key 1", "no-input", "open
 	// edu-bureau", "default", "exhausted", "found" ...).
-	Branch   string    `json:"branch,omitempty"`
-	Next     string    `json:"next,omitempty"`
-	Decision *Decision `json:"decision,omitempty"`
-	Outcome  *Outcome  `json:"outcome,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	Next   string `json:"next,omitempty"`
+	// ElapsedMS is when the node started, in ms after the flow started
+	// (on the simulated clock in a simulation).
+	ElapsedMS int64     `json:"elapsed_ms"`
+	Decision  *Decision `json:"decision,omitempty"`
+	Outcome   *Outcome  `json:"outcome,omitempty"`
 }
 
 // Call ends (Result.End).
@@ -135,6 +138,7 @@ func (in *Interpreter) Run(ctx context.Context, call Call, f *Flow) (*Result, er
 		max = DefaultMaxSteps
 	}
 	err := call.Answer(ctx)
+	started := in.now()
 	id := f.start
 	for steps := 0; err == nil && id != ""; steps++ {
 		if steps >= max {
@@ -152,7 +156,7 @@ func (in *Interpreter) Run(ctx context.Context, call Call, f *Flow) (*Result, er
 			attribute.String("ivr.kind", n.Kind),
 			attribute.String("ivr.lang", r.lang),
 		))
-		step := Step{Node: n.ID, Kind: n.Kind}
+		step := Step{Node: n.ID, Kind: n.Kind, ElapsedMS: in.now().Sub(started).Milliseconds()}
 		var next string
 		next, err = r.exec(nctx, n, &step)
 		step.Next = next
@@ -209,6 +213,28 @@ func (r *run) final() Action {
 		return Action{Kind: "caller-hangup"}
 	}
 	return Action{Kind: "hangup"}
+}
+
+// maskedVars masks variable values that could be phone numbers (seven or
+// more digits) for logs: a flow may collect one.
+func maskedVars(vars map[string]string) map[string]string {
+	if len(vars) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		digits := 0
+		for _, c := range v {
+			if c >= '0' && c <= '9' {
+				digits++
+			}
+		}
+		if digits >= 7 {
+			v = telemetry.MaskNumber(v)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func (r *run) publicVars() map[string]string {
@@ -530,7 +556,7 @@ func (r *run) route(ctx context.Context, n *Node, step *Step) (string, error) {
 	}
 	step.Decision = &d
 	r.res.Decisions = append(r.res.Decisions, d)
-	r.log.InfoContext(ctx, "ivr: routing decision", "kind", d.Kind, "id", d.ID, "node", d.Node, "lang", d.Lang, "vars", d.Vars)
+	r.log.InfoContext(ctx, "ivr: routing decision", "kind", d.Kind, "id", d.ID, "node", d.Node, "lang", d.Lang, "vars", maskedVars(d.Vars))
 	if r.in.Router == nil {
 		step.Branch = "no router"
 		r.res.End = EndHangup

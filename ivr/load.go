@@ -142,6 +142,7 @@ func (l *loader) load(src []byte) *Flow {
 	}
 	l.validateGraph(f)
 	l.validateEnv(f)
+	l.validateRules(f)
 	return f
 }
 

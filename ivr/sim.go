@@ -24,6 +24,7 @@ type simCall struct {
 	ended   bool
 	reason  string
 	records int
+	durOf   func(string) time.Duration
 }
 
 func newSimCall(opts SimOptions) *simCall {
@@ -39,6 +40,7 @@ func newSimCall(opts SimOptions) *simCall {
 		info:   CallInfo{Caller: opts.Caller, Dialled: dialled, Plane: "sim", Started: at},
 		now:    at,
 		groups: append([]string(nil), opts.Digits...),
+		durOf:  opts.PromptDuration,
 		done:   make(chan struct{}),
 	}
 }
@@ -73,6 +75,13 @@ func (c *simCall) Play(ctx context.Context, keys []string, bargeIn bool) error {
 		return ErrHungUp
 	}
 	c.played = append(c.played, keys...)
+	// The simulated caller listens to the end (digits are pressed after
+	// the prompt), except that type-ahead digits cut a barge-in prompt.
+	if c.durOf != nil && !(bargeIn && len(c.buf) > 0) {
+		for _, k := range keys {
+			c.now = c.now.Add(c.durOf(k))
+		}
+	}
 	return nil
 }
 

@@ -276,9 +276,10 @@ func TestDefaultFlowZeroAndNoInputReachAPerson(t *testing.T) {
 func TestPrintDefaultPaths(t *testing.T) {
 	f, env := loadDefault(t)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n| case | at | digits | path | final | end |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n| case | at | digits | path | final | end | routed after |\n|---|---|---|---|---|---|---|\n")
+	durations := ivr.LibraryDurations(testLib(t))
 	for _, tt := range defaultPaths {
-		opts := ivr.SimOptions{Caller: "13800138000", At: at(t, tt.at), Digits: tt.digits, RouterOutcome: tt.outcome}
+		opts := ivr.SimOptions{Caller: "13800138000", At: at(t, tt.at), Digits: tt.digits, RouterOutcome: tt.outcome, PromptDuration: durations}
 		if tt.noCases {
 			opts.Cases = ivr.NewMemoryCases()
 		}
@@ -299,7 +300,41 @@ func TestPrintDefaultPaths(t *testing.T) {
 			router = " (router: " + tt.outcome + ")"
 		}
 		final := strings.TrimSuffix(res.Final.Kind+" "+res.Final.ID, " ")
-		fmt.Fprintf(&b, "| %s%s | %s | %s | %s | %s | %s |\n", tt.name, router, tt.at, strings.Join(tt.digits, ","), strings.Join(steps, " → "), final, res.End)
+		routed := "-"
+		for _, s := range res.Steps {
+			if s.Decision != nil {
+				routed = fmt.Sprintf("%.1f s", float64(s.ElapsedMS)/1000)
+				break
+			}
+		}
+		fmt.Fprintf(&b, "| %s%s | %s | %s | %s | %s | %s | %s |\n", tt.name, router, tt.at, strings.Join(tt.digits, ","), strings.Join(steps, " → "), final, res.End, routed)
 	}
 	t.Log(b.String())
+}
+
+// With prompt lengths, the simulated clock shows how long a caller waits:
+// the decision for 12315 comes after the greeting, the emergency notice,
+// the language offer and its timeout, and the main menu.
+func TestSimulationPromptDurations(t *testing.T) {
+	f, env := loadDefault(t)
+	lib := testLib(t)
+	dur := ivr.LibraryDurations(lib)
+	res, err := ivr.Simulate(context.Background(), f, env, ivr.SimOptions{Caller: "13800138000", At: at(t, "2026-09-30T10:00+08:00"),
+		Digits: []string{"", "4"}, RouterOutcome: "left", PromptDuration: dur})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want time.Duration
+	for _, k := range []string{"zh-CN/greeting", "zh-CN/emergency-notice", "zh-CN/language-menu", "zh-CN/main-menu"} {
+		d := dur(k)
+		if d < 200*time.Millisecond {
+			t.Fatalf("%s lasts %v", k, d)
+		}
+		want += d
+	}
+	want += 2 * time.Second // the language offer's timeout
+	last := res.Steps[len(res.Steps)-1]
+	if last.Node != "to-12315" || time.Duration(last.ElapsedMS)*time.Millisecond != want.Truncate(time.Millisecond) {
+		t.Errorf("%s at %d ms, want %v", last.Node, last.ElapsedMS, want)
+	}
 }

@@ -315,3 +315,78 @@ func (f *Flow) KeyPresses() []Reach {
 	}
 	return out
 }
+
+// validateRules applies the optional hotline rules of Env: key presses to
+// any destination, and a person reachable from every input.
+func (l *loader) validateRules(f *Flow) {
+	if f.nodes[f.start] == nil {
+		return
+	}
+	if max := l.env.MaxKeyPresses; max > 0 {
+		worst := map[string]Reach{}
+		for _, r := range f.KeyPresses() {
+			if w, ok := worst[r.Node]; !ok || r.Presses > w.Presses {
+				worst[r.Node] = r
+			}
+		}
+		for _, id := range f.order {
+			if r, ok := worst[id]; ok && r.Presses > max {
+				n := f.nodes[id]
+				l.add(n.Path, n.Line, "%s needs %d key presses in %s (at most %d)", r.Target, r.Presses, r.Lang, max)
+			}
+		}
+	}
+	if !l.env.PersonEscape {
+		return
+	}
+	for _, id := range f.order {
+		n := f.nodes[id]
+		check := func(field, to, what string) {
+			if !f.reachesPerson(to, 0) {
+				l.add(n.Path+"."+field, n.fieldLine(field), "%s does not lead to a person (a queue)", what)
+			}
+		}
+		switch n.Kind {
+		case KindMenu:
+			zero := ""
+			for _, o := range n.Options {
+				if o.Key == "0" {
+					zero = o.Next
+				}
+			}
+			if zero == "" {
+				l.add(n.Path+".options", n.fieldLine("options"), "key 0 must reach a person in every menu")
+			} else {
+				check("options.0", zero, "key 0")
+			}
+			check("on_exhausted", n.OnExhausted, "running out of retries")
+		case KindLanguage, KindSurvey:
+			check("zero", n.Zero, "key 0")
+		case KindCollect:
+			check("on_exhausted", n.OnExhausted, "running out of retries")
+		}
+	}
+}
+
+// reachesPerson reports whether every way on from id, without waiting for
+// input, ends in a queue.
+func (f *Flow) reachesPerson(id string, depth int) bool {
+	n := f.nodes[id]
+	if n == nil || depth > 32 {
+		return false
+	}
+	switch n.Kind {
+	case KindQueue:
+		return true
+	case KindPlay, KindSet, KindGoto, KindInclude, KindReturn, KindSay:
+		return f.reachesPerson(n.Next, depth+1)
+	case KindBranch:
+		for _, c := range n.Cases {
+			if !f.reachesPerson(c.Next, depth+1) {
+				return false
+			}
+		}
+		return f.reachesPerson(n.Default, depth+1)
+	}
+	return false
+}

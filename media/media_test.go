@@ -205,7 +205,8 @@ func TestStopHoldAndNewTalkspurt(t *testing.T) {
 	if c := <-stopped; c {
 		t.Fatal("OnDone(true) after Stop")
 	}
-	time.Sleep(5 * time.Millisecond) // a packet already on the wire may still land
+	// A tick that built its packet just before Stop may still flush it.
+	time.Sleep(60 * time.Millisecond)
 	atStop := rb.count()
 	time.Sleep(100 * time.Millisecond)
 	if got := rb.count(); got != atStop {
@@ -232,7 +233,7 @@ func TestStopHoldAndNewTalkspurt(t *testing.T) {
 	sa.Play(frames(10, 0), PlayOptions{Loop: true})
 	waitFor(t, time.Second, "loop", func() bool { return rb.count() >= atStop+6 })
 	sa.SetHold(true)
-	time.Sleep(25 * time.Millisecond)
+	time.Sleep(60 * time.Millisecond)
 	held := rb.count()
 	time.Sleep(100 * time.Millisecond)
 	if got := rb.count(); got != held {
@@ -594,7 +595,8 @@ func TestManySessionsDemultiplex(t *testing.T) {
 }
 
 func TestInactivity(t *testing.T) {
-	a := newEngine(t, Config{Sockets: 1, InactivityTimeout: 200 * time.Millisecond})
+	const timeout = 600 * time.Millisecond
+	a := newEngine(t, Config{Sockets: 1, InactivityTimeout: timeout})
 	b := newEngine(t, Config{Sockets: 1, InactivityTimeout: -1})
 	fired := make(chan string, 4)
 	silent, err := a.NewSession(SessionConfig{PayloadType: 8, OnInactive: func() { fired <- "silent" }})
@@ -618,8 +620,8 @@ func TestInactivity(t *testing.T) {
 		if who != "silent" {
 			t.Fatalf("OnInactive for the %s session", who)
 		}
-		if d := time.Since(start); d < 150*time.Millisecond {
-			t.Fatalf("OnInactive after %v, before the 200ms timeout", d)
+		if d := time.Since(start); d < timeout-50*time.Millisecond {
+			t.Fatalf("OnInactive after %v, before the %v timeout", d, timeout)
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("OnInactive not called")

@@ -47,8 +47,10 @@ type DurableConfig struct {
 // reached the store after its timeout, or a replay repeated after a crash,
 // is not duplicated.
 //
-// Reads go straight to the store: a case that is only journaled is not
-// found until it is replayed.
+// Reads go to the store, except Get and GetByCall of a case this process
+// journaled and has not replayed yet, which are answered from memory (the
+// case as CreateForCall returned it, without its later events). Cases left
+// in the journal by an earlier run are found once replayed.
 type Durable struct {
 	store Store
 	cfg   DurableConfig
@@ -58,6 +60,7 @@ type Durable struct {
 	journaling bool                // the journal holds unreplayed writes: new writes go there too
 	writers    int                 // journal appends under way
 	numbers    map[string][]string // reserved case numbers by day
+	pending    map[string]*Case    // journaled, not yet replayed cases by id, call id and number
 	refilling  bool
 
 	journaled atomic.Int64
@@ -103,7 +106,7 @@ func NewDurable(store Store, cfg DurableConfig) (*Durable, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Durable{store: store, cfg: cfg, log: log, numbers: map[string][]string{}, wake: make(chan struct{}, 1)}
+	d := &Durable{store: store, cfg: cfg, log: log, numbers: map[string][]string{}, pending: map[string]*Case{}, wake: make(chan struct{}, 1)}
 	if t := cfg.Journal.TornBytes(); t > 0 {
 		log.Warn("cases: journal had a torn tail (process killed mid-write); cut it off", "bytes", t)
 	}
@@ -290,10 +293,40 @@ func (d *Durable) CreateForCall(ctx context.Context, call NewCall) (*Case, error
 		return got, nil
 	}
 	now := d.cfg.Now()
-	return &Case{ID: call.CaseID, Number: call.Number, CallID: call.CallID,
+	c := &Case{ID: call.CaseID, Number: call.Number, CallID: call.CallID,
 		CallerMasked: MaskCaller(call.Caller), Dialled: call.Dialled, Plane: call.Plane,
 		Started: call.Started, Answered: call.Answered, Language: call.Language,
-		Status: StatusOpened, Created: now, Updated: now}, nil
+		Status: StatusOpened, Created: now, Updated: now}
+	d.mu.Lock()
+	for _, k := range []string{c.ID, "call:" + c.CallID, c.Number} {
+		if k != "" {
+			d.pending[k] = c
+		}
+	}
+	d.mu.Unlock()
+	cp := *c
+	return &cp, nil
+}
+
+// pendingCase returns a copy of a journaled case not yet in the store.
+func (d *Durable) pendingCase(key string) *Case {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.pending[key]; ok {
+		cp := *c
+		return &cp
+	}
+	return nil
+}
+
+func (d *Durable) replayedCase(call *NewCall) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.pending, call.CaseID)
+	delete(d.pending, "call:"+call.CallID)
+	if call.Number != "" {
+		delete(d.pending, call.Number)
+	}
 }
 
 // AppendEvent implements Store. An event without an id gets one here, so
@@ -326,13 +359,24 @@ func (d *Durable) AppendAudit(ctx context.Context, a AuditEntry) error {
 	})
 }
 
-// Get implements Store (straight to the store).
+// Get implements Store. A case created while the store was down is served
+// from memory (as CreateForCall returned it) until it is replayed.
 func (d *Durable) Get(ctx context.Context, idOrNumber string) (*Case, error) {
+	key := idOrNumber
+	if n, err := NormaliseNumber(idOrNumber); err == nil {
+		key = n
+	}
+	if c := d.pendingCase(key); c != nil {
+		return c, nil
+	}
 	return d.store.Get(ctx, idOrNumber)
 }
 
-// GetByCall implements Store (straight to the store).
+// GetByCall implements Store, like Get.
 func (d *Durable) GetByCall(ctx context.Context, callID string) (*Case, error) {
+	if c := d.pendingCase("call:" + callID); c != nil {
+		return c, nil
+	}
 	return d.store.GetByCall(ctx, callID)
 }
 
@@ -420,6 +464,9 @@ func (d *Durable) replayOne(ctx context.Context, p []byte) error {
 		switch {
 		case rec.Op == "create" && rec.Call != nil:
 			_, err = d.store.CreateForCall(rctx, *rec.Call)
+			if err == nil || Permanent(err) {
+				d.replayedCase(rec.Call)
+			}
 		case rec.Op == "event" && rec.Event != nil:
 			err = d.store.AppendEvent(rctx, *rec.Event)
 		case rec.Op == "audit" && rec.Audit != nil:

@@ -177,6 +177,14 @@ func TestDurableOutage(t *testing.T) {
 			if _, err := real.GetByCall(ctx, "during-00"); !errors.Is(err, cases.ErrNotFound) {
 				t.Fatalf("journaled case already in the store: %v", err)
 			}
+			// The process that journaled a case still finds it, by call id
+			// and by the number the caller was told.
+			if got, err := d.GetByCall(ctx, "during-00"); err != nil || got.ID != told[1].ID {
+				t.Errorf("journaled case by call id: %v, %v", got, err)
+			}
+			if got, err := d.Get(ctx, strings.ReplaceAll(told[1].Number, "-", "")); err != nil || got.ID != told[1].ID {
+				t.Errorf("journaled case by number %s: %v, %v", told[1].Number, got, err)
+			}
 			// Three numbers were left in the reserved block: the first calls
 			// of the outage can still be told theirs.
 			withNumber := 0

@@ -649,3 +649,61 @@ func (s *SQLStore) ListAudit(ctx context.Context, f AuditFilter) ([]AuditEntry, 
 	}
 	return out, nil
 }
+
+// Reseal re-encrypts up to batch caller numbers and notes that were sealed
+// with an older key, with the current one, and returns how many it
+// rewrote; call it until it returns 0 after adding a key, then the old key
+// can leave the ring. Only ciphertexts change: nothing is decrypted to a
+// log or to the audit trail (no person reads anything).
+func (s *SQLStore) Reseal(ctx context.Context, batch int) (int, error) {
+	if batch <= 0 {
+		batch = 500
+	}
+	kr := s.cfg.Protector.Keys
+	prefix := "v1." + kr.Current() + "."
+	done := 0
+	for _, t := range []struct{ table, key, col, purpose string }{
+		{"cases", "id", "caller_sealed", "caller/"},
+		{"case_events", "id", "note_sealed", "note/"},
+	} {
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, %s FROM %s WHERE %s <> '' AND SUBSTR(%s, 1, %d) <> $1 LIMIT %d`,
+			t.key, t.col, t.table, t.col, t.col, len(prefix), batch-done), prefix)
+		if err != nil {
+			return done, fmt.Errorf("cases: reseal %s: %w", t.table, err)
+		}
+		type item struct{ id, sealed string }
+		var items []item
+		for rows.Next() {
+			var it item
+			if err := rows.Scan(&it.id, &it.sealed); err != nil {
+				rows.Close()
+				return done, fmt.Errorf("cases: reseal %s: %w", t.table, err)
+			}
+			items = append(items, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return done, fmt.Errorf("cases: reseal %s: %w", t.table, err)
+		}
+		for _, it := range items {
+			plain, err := kr.Open(it.sealed, t.purpose+it.id)
+			if err != nil {
+				return done, fmt.Errorf("cases: reseal %s %s: %w", t.table, it.id, err)
+			}
+			again, err := kr.Seal(plain, t.purpose+it.id)
+			if err != nil {
+				return done, err
+			}
+			// Only if unchanged meanwhile (another process may reseal too).
+			if _, err := s.db.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2 AND %s = $3`, t.table, t.col, t.key, t.col),
+				again, it.id, it.sealed); err != nil {
+				return done, fmt.Errorf("cases: reseal %s %s: %w", t.table, it.id, err)
+			}
+			done++
+		}
+		if done >= batch {
+			break
+		}
+	}
+	return done, nil
+}

@@ -190,3 +190,71 @@ func TestReserveNumbers(t *testing.T) {
 		})
 	}
 }
+
+// After a key rotation, Reseal moves every ciphertext to the new key; the
+// old key can then leave the ring and everything still opens.
+func TestResealAfterRotation(t *testing.T) {
+	ctx := context.Background()
+	for name, mk := range dsns(t) {
+		t.Run(name, func(t *testing.T) {
+			dsn := mk(t)
+			k1, k2, hk := make([]byte, 32), make([]byte, 32), make([]byte, 32)
+			rand.Read(k1)
+			rand.Read(k2)
+			rand.Read(hk)
+			ring := func(current string, keys map[string][]byte) *cases.Protector {
+				kr, err := cases.NewKeyRing(current, keys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _ := cases.NewProtector(kr, hk)
+				return p
+			}
+			old := ring("k1", map[string][]byte{"k1": k1})
+			s1, _ := openSQL(t, dsn, old, cases.DuePolicy{})
+			var ids []string
+			for i := 0; i < 3; i++ {
+				c, err := s1.CreateForCall(ctx, cases.NewCall{CallID: fmt.Sprint(i), Caller: fmt.Sprintf("1380013800%d", i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := cases.NewEvent(c.ID, cases.EventNote)
+				n.Note, n.Account = fmt.Sprintf("note %d", i), "agent-1"
+				if err := s1.AppendEvent(ctx, n); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, c.ID)
+			}
+			rotated := ring("k2", map[string][]byte{"k1": k1, "k2": k2})
+			s2, _ := openSQL(t, dsn, rotated, cases.DuePolicy{})
+			total := 0
+			for {
+				n, err := s2.Reseal(ctx, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n == 0 {
+					break
+				}
+				total += n
+			}
+			if total != 6 {
+				t.Errorf("resealed %d values, want 6 (3 callers, 3 notes)", total)
+			}
+			only := ring("k2", map[string][]byte{"k2": k2})
+			s3, _ := openSQL(t, dsn, only, cases.DuePolicy{})
+			rv := &cases.Revealer{Store: s3, Protector: only}
+			who := cases.Access{Account: "adm", Role: "admin", Reason: "key rotation check"}
+			for i, id := range ids {
+				full, err := rv.Caller(ctx, id, who)
+				if err != nil || full != fmt.Sprintf("1380013800%d", i) {
+					t.Errorf("caller of %s with the new key only: %q, %v", id, full, err)
+				}
+				notes, err := rv.Notes(ctx, id, who)
+				if err != nil || len(notes) != 1 || notes[0].Text != fmt.Sprintf("note %d", i) {
+					t.Errorf("notes of %s with the new key only: %v, %v", id, notes, err)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package ari
 
 import (
 	"bufio"
+	"io/fs"
 	"os"
 	"regexp"
 	"strings"
@@ -23,13 +24,10 @@ func TestDeployDialplan(t *testing.T) {
 	defer f.Close()
 	exten := regexp.MustCompile(`^exten\s*=>\s*([^,]+),1,`)
 	sound := regexp.MustCompile(`Playback\(([^)]+)\)`)
-	lib, err := prompts.Load(prompts.Embedded())
-	if err != nil {
-		t.Fatal(err)
-	}
-	known := map[string]bool{}
-	for _, k := range lib.Keys() {
-		known[k] = true
+	// The file make sounds installs for a key: prompts/audio/<key>.alaw.wav.
+	known := func(key string) bool {
+		_, err := fs.Stat(prompts.Embedded(), "audio/"+key+".alaw.wav")
+		return err == nil
 	}
 	var cur string
 	stasis := map[string]bool{}
@@ -53,7 +51,7 @@ func TestDeployDialplan(t *testing.T) {
 		}
 		if m := sound.FindStringSubmatch(line); m != nil {
 			key := strings.TrimPrefix(m[1], "hotline/")
-			if !known[key] {
+			if !known(key) {
 				t.Errorf("Playback(%s): no prompt %q", m[1], key)
 			}
 		}

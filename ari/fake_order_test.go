@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,7 +142,7 @@ func drive(t *testing.T, script func(ctx context.Context, f *arifake.Server, c *
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = c.RunStream(sctx, ari.StreamConfig{App: "hotline", MinBackoff: 10 * time.Millisecond}, col)
+		_ = c.RunStream(sctx, ari.StreamConfig{App: "hotline", MinBackoff: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, col)
 	}()
 	if err := f.WaitConnections(ctx, 1); err != nil {
 		t.Fatal(err)

@@ -220,10 +220,23 @@ type Event struct {
 	NoteSealed string `json:"-"`
 	Account    string `json:"account,omitempty"` // who wrote the note / changed the status
 
-	Status     Status `json:"status,omitempty"`
-	PartnerRef string `json:"partner_ref,omitempty"`
-	LinkedCase string `json:"linked_case,omitempty"` // case id (EventLink)
+	Status     Status   `json:"status,omitempty"`
+	PartnerRef string   `json:"partner_ref,omitempty"`
+	LinkedCase string   `json:"linked_case,omitempty"` // case id (EventLink)
+	LinkKind   LinkKind `json:"link_kind,omitempty"`   // EventLink; LinkFollowUp when empty
 }
+
+// LinkKind says why a case is linked to an earlier one.
+type LinkKind string
+
+const (
+	// LinkFollowUp: the caller asks about an earlier case (keyed in its
+	// number, or has an open case).
+	LinkFollowUp LinkKind = "follow_up"
+	// LinkMerged: a repeated appeal about the same matter, merged into the
+	// open case (重复诉求并单处理) instead of being handled twice.
+	LinkMerged LinkKind = "merged"
+)
 
 // String describes the event for logs; it never includes the note.
 func (e Event) String() string {

@@ -300,6 +300,8 @@ func validateEvent(e Event) error {
 		return fmt.Errorf("%w: status %q", ErrInvalid, e.Status)
 	case e.Kind == EventLink && e.LinkedCase == "":
 		return fmt.Errorf("%w: link without a case", ErrInvalid)
+	case e.Kind == EventLink && e.LinkKind != "" && e.LinkKind != LinkFollowUp && e.LinkKind != LinkMerged:
+		return fmt.Errorf("%w: link kind %q", ErrInvalid, e.LinkKind)
 	}
 	switch e.Kind {
 	case EventPath, EventClassify, EventRouted, EventEnded, EventNote, EventStatus, EventLink, EventSurvey:

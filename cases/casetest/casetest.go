@@ -401,8 +401,16 @@ func Run(t *testing.T, newEnv NewEnv) {
 		r.Unit, r.Queue = "housing", "q-housing"
 		mustEvent(t, env.Store, r)
 		l := cases.NewEvent(b.ID, cases.EventLink)
-		l.LinkedCase = a.ID
+		l.LinkedCase, l.LinkKind = a.ID, cases.LinkMerged
 		mustEvent(t, env.Store, l)
+		bad := cases.NewEvent(b.ID, cases.EventLink)
+		bad.LinkedCase, bad.LinkKind = a.ID, "cousin"
+		if err := env.Store.AppendEvent(ctx, bad); !errors.Is(err, cases.ErrInvalid) {
+			t.Errorf("link kind cousin: %v, want ErrInvalid", err)
+		}
+		if evs, _ := env.Store.Events(ctx, b.ID); len(evs) == 0 || evs[len(evs)-1].LinkKind != cases.LinkMerged {
+			t.Errorf("link event read back: %+v", evs)
+		}
 		cl := cases.NewEvent(o.ID, cases.EventStatus)
 		cl.Status = cases.StatusClosed
 		mustEvent(t, env.Store, cl)

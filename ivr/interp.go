@@ -374,7 +374,7 @@ func (r *run) exec(ctx context.Context, n *Node, step *Step) (string, error) {
 func (r *run) menu(ctx context.Context, n *Node, step *Step) (string, error) {
 	var lead []string
 	for attempt := 0; attempt <= n.Retries; attempt++ {
-		if err := r.play(ctx, step, append(lead, n.Prompts...), n.BargeIn); err != nil {
+		if err := r.play(ctx, step, concat(lead, n.Prompts), n.BargeIn); err != nil {
 			return "", err
 		}
 		d, err := r.read(ctx, n.Timeout)
@@ -439,7 +439,7 @@ func (r *run) collect(ctx context.Context, n *Node, step *Step) (string, error) 
 		term = n.Terminator[0]
 	}
 	for attempt := 0; attempt <= n.Retries; attempt++ {
-		if err := r.play(ctx, step, append(lead, n.Prompts...), n.BargeIn); err != nil {
+		if err := r.play(ctx, step, concat(lead, n.Prompts), n.BargeIn); err != nil {
 			return "", err
 		}
 		var got []byte
@@ -701,7 +701,7 @@ func (r *run) record(ctx context.Context, n *Node, step *Step) (string, error) {
 func (r *run) survey(ctx context.Context, n *Node, step *Step) (string, error) {
 	var lead []string
 	for attempt := 0; attempt <= n.Retries; attempt++ {
-		if err := r.play(ctx, step, append(lead, n.Prompts...), n.BargeIn); err != nil {
+		if err := r.play(ctx, step, concat(lead, n.Prompts), n.BargeIn); err != nil {
 			return "", err
 		}
 		d, err := r.read(ctx, n.Timeout)
@@ -743,4 +743,11 @@ func (r *run) survey(ctx context.Context, n *Node, step *Step) (string, error) {
 		return n.OnExhausted, nil
 	}
 	return n.Next, nil
+}
+
+// concat joins two prompt lists into a new slice: the flow's slices are
+// shared by every call and must never be appended to.
+func concat(a, b []string) []string {
+	out := make([]string, 0, len(a)+len(b))
+	return append(append(out, a...), b...)
 }

@@ -204,6 +204,12 @@ func (l *loader) validateEnv(f *Flow) {
 			// nothing more: the levels are keys 1-5
 		}
 		switch n.Kind {
+		case KindLanguage:
+			for _, o := range n.Options {
+				if !slices.Contains(f.languages, o.Next) {
+					l.add(n.Path+".options."+o.Key, o.Line, "language %q is not offered by the flow (languages: %s)", o.Next, strings.Join(f.languages, ", "))
+				}
+			}
 		case KindTransfer:
 			if n.Destination != "" && !l.env.Destinations[n.Destination] {
 				l.add(n.Path+".destination", n.fieldLine("destination"), "destination %q is not configured", n.Destination)

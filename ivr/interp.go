@@ -565,7 +565,15 @@ func (r *run) route(ctx context.Context, n *Node, step *Step) (string, error) {
 		}
 		return "", errStop
 	}
-	out, err := r.in.Router.Route(ctx, r.call, d)
+	rctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("github.com/cq12345/hotline/ivr").Start(ctx, "ivr.route",
+		trace.WithAttributes(attribute.String("ivr.decision", d.Kind+":"+d.ID), attribute.String("ivr.node", d.Node)))
+	out, err := r.in.Router.Route(rctx, r.call, d)
+	span.SetAttributes(attribute.String("ivr.outcome", out.Status))
+	if err != nil && !errors.Is(err, ErrHungUp) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 	if errors.Is(err, ErrHungUp) {
 		return "", err
 	}

@@ -237,6 +237,37 @@ func TestInterpreterTraceAndLog(t *testing.T) {
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	var logs bytes.Buffer
 	in := &ivr.Interpreter{TracerProvider: tp, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+	t.Cleanup(func() {
+		// With a router, the decision also gets its own child span.
+		rec2 := tracetest.NewSpanRecorder()
+		tp2 := trace.NewTracerProvider(trace.WithSpanProcessor(rec2))
+		call2 := newFakeCall(time.Millisecond)
+		call2.onPlay = call.onPlay
+		in2 := &ivr.Interpreter{TracerProvider: tp2, Router: &recordRouter{status: ivr.OutcomeLeft}, Logger: slog.New(slog.DiscardHandler)}
+		if _, err := in2.Run(context.Background(), call2, f); err != nil {
+			t.Error(err)
+		}
+		var route, parent string
+		for _, s := range rec2.Ended() {
+			if s.Name() == "ivr.route" {
+				route = s.Name()
+				parent = s.Parent().SpanID().String()
+				for _, a := range s.Attributes() {
+					if a.Key == "ivr.outcome" && a.Value.AsString() != "left" {
+						t.Errorf("outcome %v", a.Value)
+					}
+				}
+			}
+		}
+		found := false
+		for _, s := range rec2.Ended() {
+			found = found || (s.Name() == "ivr.node queue" && s.SpanContext().SpanID().String() == parent)
+		}
+		if route == "" || !found {
+			t.Error("no ivr.route span under the queue node's span")
+		}
+		_ = tp2.Shutdown(context.Background())
+	})
 	res, err := in.Run(context.Background(), call, f)
 	if err != nil {
 		t.Fatal(err)
@@ -402,5 +433,71 @@ nodes:
 	keys := call.flatKeys()
 	if !slices.Contains(keys, "zh-CN/digit-8") || !slices.Contains(keys, "zh-CN/digit-3") {
 		t.Errorf("played %v", keys)
+	}
+}
+
+// collect: digits until the terminator or the inter-digit timeout, checked
+// against min and the pattern, with a retry.
+func TestInterpreterCollect(t *testing.T) {
+	f := mustLoad(t, `
+name: col
+start: num
+nodes:
+  num:
+    kind: collect
+    prompts: enter-case-number
+    var: case_number
+    min: 6
+    max: 10
+    terminator: "#"
+    pattern: "2026[0-9]*"
+    timeout: 500ms
+    inter_digit_timeout: 100ms
+    retries: 2
+    invalid_prompts: invalid-key
+    on_exhausted: bye
+    next: say
+  say:
+    kind: say
+    var: case_number
+    as: case-number
+    next: bye
+  bye:
+    kind: hangup
+`)
+	call := newFakeCall(time.Millisecond)
+	n := 0
+	call.onPlay = func(c *fakeCall, keys []string) {
+		if keys[len(keys)-1] != "zh-CN/enter-case-number" {
+			return
+		}
+		n++
+		switch n {
+		case 1:
+			c.press("2026") // too short: ends by the inter-digit timeout
+		case 2:
+			c.press("1999999#") // does not match the pattern
+		case 3:
+			c.press("2026112801") // max length reached: no terminator needed
+		}
+	}
+	start := time.Now()
+	res, err := (&ivr.Interpreter{Logger: slog.New(slog.DiscardHandler)}).Run(context.Background(), call, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond || took > 2*time.Second {
+		t.Errorf("took %v", took)
+	}
+	st := res.Path[0]
+	if st.Digits != "2026,1999999,2026112801" || st.Next != "say" || res.Vars["case_number"] != "2026112801" {
+		t.Errorf("collect step %+v vars %v", st, res.Vars)
+	}
+	want := []string{"zh-CN/enter-case-number", "zh-CN/invalid-key", "zh-CN/enter-case-number", "zh-CN/invalid-key", "zh-CN/enter-case-number"}
+	if !slices.Equal(st.Prompts, want) {
+		t.Errorf("prompts %v", st.Prompts)
+	}
+	if got := len(res.Path[1].Prompts); got != 10 {
+		t.Errorf("said %d digits, want 10", got)
 	}
 }

@@ -66,13 +66,27 @@ type PromptStart struct {
 	Start time.Time
 }
 
+// dialog is what a call needs of sipgo's client and server dialogs alike.
+type dialog interface {
+	Bye(ctx context.Context) error
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
+	Close() error
+}
+
 // Call is one SIP dialog with its RTP session.
 type Call struct {
 	ID   string // Call-ID
 	p    *Phone
 	opts DialOptions
-	dlg  *sipgo.DialogClientSession
-	sess *media.Session
+	// dlg is the dialog in either role; uac or uas is set by the role.
+	dlg     dialog
+	uac     *sipgo.DialogClientSession // we called
+	uas     *sipgo.DialogServerSession // we answered
+	contact *sip.ContactHeader         // ours, for responses in the dialog
+	sess    *media.Session
+	// Role is "caller" (we sent the INVITE) or "callee".
+	Role string
 
 	// Set by Dial before it returns; read-only afterwards.
 	Status     int
@@ -103,12 +117,16 @@ type Call struct {
 	endAt   time.Time
 }
 
+func (p *Phone) newCall(id, role string, o DialOptions) *Call {
+	return &Call{ID: id, Role: role, p: p, opts: o, ended: make(chan struct{}), promptStarts: make(chan PromptStart, 16)}
+}
+
 // Dial places a call and returns when it is answered or has failed. The
 // returned Call is never nil: it carries the SIP status of a failure. The
 // error is nil only when the call was answered; then the caller must end
 // it with Hangup (or wait for Done) and finally Close it.
 func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
-	c := &Call{ID: uuid.NewString(), p: p, opts: o, ended: make(chan struct{}), promptStarts: make(chan PromptStart, 16)}
+	c := p.newCall(uuid.NewString(), "caller", o)
 	if len(o.Codecs) == 0 {
 		o.Codecs = []prompts.Codec{prompts.PCMA, prompts.PCMU}
 		c.opts.Codecs = o.Codecs
@@ -170,17 +188,18 @@ func (p *Phone) Dial(ctx context.Context, o DialOptions) (*Call, error) {
 		cancelT := time.AfterFunc(o.CancelAfter, fire(errCancelAfter))
 		defer cancelT.Stop()
 	}
-	c.dlg, err = dua.WriteInvite(wctx, req)
+	c.uac, err = dua.WriteInvite(wctx, req)
 	if err != nil {
 		return c, c.fail(EndedError, fmt.Errorf("phone: invite: %w", err))
 	}
-	err = c.dlg.WaitAnswer(wctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+	c.dlg = c.uac
+	err = c.uac.WaitAnswer(wctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		if res.IsProvisional() {
 			provisional.Store(true)
 		}
 		return nil
 	}})
-	if res := c.dlg.InviteResponse; res != nil {
+	if res := c.uac.InviteResponse; res != nil {
 		c.Status, c.Reason = res.StatusCode, res.Reason
 	}
 	if err != nil {
@@ -239,6 +258,7 @@ func (c *Call) invite(dua *sipgo.DialogUA, host string, port int, transport stri
 	callID := sip.CallIDHeader(c.ID)
 	contact := dua.ContactHDR.Clone()
 	contact.Address.User = c.opts.From
+	c.contact = contact.Clone()
 	if transport == "tcp" {
 		// The Contact of a TCP call is our outgoing connection (sipgo fills
 		// it from the Via), which the far end reuses for its BYE.
@@ -261,7 +281,7 @@ func (c *Call) invite(dua *sipgo.DialogUA, host string, port int, transport stri
 // answered completes the offer/answer after a 2xx, ACKs and starts media.
 func (c *Call) answered() error {
 	c.AnsweredAt = time.Now()
-	res := c.dlg.InviteResponse
+	res := c.uac.InviteResponse
 	md, err := ParseSDP(res.Body())
 	if err != nil {
 		_ = c.ack(nil) // the dialog exists: ACK it so that we can BYE it
@@ -291,16 +311,7 @@ func (c *Call) answered() error {
 	c.Codec = md.Codecs[0]
 	dtmfPT := md.DTMF // 0 when the answer refused telephone-event
 	c.rxDTMFPT.Store(uint32(dtmfPT))
-	if idx := c.p.index(c.Codec); idx != nil {
-		rec := NewRecogniser(idx, c.AnsweredAt)
-		rec.OnRunStart(func(key string, start time.Time) {
-			select {
-			case c.promptStarts <- PromptStart{Key: key, Start: start}:
-			default:
-			}
-		})
-		c.rec.Store(rec)
-	}
+	c.recognise()
 	c.sess.SetPayloadTypes(uint8(c.Codec), dtmfPT)
 	c.sess.SetRemote(md.Addr)
 	return c.ack(ackBody)
@@ -308,29 +319,29 @@ func (c *Call) answered() error {
 
 func (c *Call) ack(body []byte) error {
 	if body == nil {
-		if err := c.dlg.Ack(context.Background()); err != nil {
+		if err := c.uac.Ack(context.Background()); err != nil {
 			return fmt.Errorf("phone: ACK: %w", err)
 		}
 		return nil
 	}
 	// sipgo's Ack carries no body; build the ACK of a late offer as RFC 3261
 	// section 13.2.2.4 says: to the Contact of the 2xx, same CSeq number.
-	res := c.dlg.InviteResponse
-	recipient := c.dlg.InviteRequest.Recipient
+	res := c.uac.InviteResponse
+	recipient := c.uac.InviteRequest.Recipient
 	if ct := res.Contact(); ct != nil {
 		recipient = ct.Address
 	}
 	ack := sip.NewRequest(sip.ACK, *recipient.Clone())
-	ack.AppendHeader(sip.HeaderClone(c.dlg.InviteRequest.From()))
+	ack.AppendHeader(sip.HeaderClone(c.uac.InviteRequest.From()))
 	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(c.dlg.InviteRequest.CallID()))
-	cseq := sip.CSeqHeader{SeqNo: c.dlg.InviteRequest.CSeq().SeqNo, MethodName: sip.ACK}
+	ack.AppendHeader(sip.HeaderClone(c.uac.InviteRequest.CallID()))
+	cseq := sip.CSeqHeader{SeqNo: c.uac.InviteRequest.CSeq().SeqNo, MethodName: sip.ACK}
 	ack.AppendHeader(&cseq)
 	ct := sip.ContentTypeHeader("application/sdp")
 	ack.AppendHeader(&ct)
 	ack.SetBody(body)
-	ack.SetTransport(c.dlg.InviteRequest.Transport())
-	if err := c.dlg.WriteAck(context.Background(), ack); err != nil {
+	ack.SetTransport(c.uac.InviteRequest.Transport())
+	if err := c.uac.WriteAck(context.Background(), ack); err != nil {
 		return fmt.Errorf("phone: ACK: %w", err)
 	}
 	return nil
@@ -406,7 +417,7 @@ func (c *Call) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", body)
 	ct := sip.ContentTypeHeader("application/sdp")
 	res.AppendHeader(&ct)
-	res.AppendHeader(c.dlg.UA.ContactHDR.Clone())
+	res.AppendHeader(c.contact.Clone())
 	_ = tx.Respond(res)
 }
 
@@ -472,10 +483,7 @@ func (c *Call) SendDTMF(ctx context.Context, digit byte, mode string, dur time.D
 // sendInfo sends a digit as SIP INFO with application/dtmf-relay (the
 // format Cisco and Asterisk use: "Signal=" and "Duration=" in ms).
 func (c *Call) sendInfo(ctx context.Context, digit byte, dur time.Duration) error {
-	req := sip.NewRequest(sip.INFO, c.dlg.InviteRequest.Recipient)
-	if ct := c.dlg.InviteResponse.Contact(); ct != nil {
-		req.Recipient = *ct.Address.Clone()
-	}
+	req := sip.NewRequest(sip.INFO, c.remoteTarget())
 	ct := sip.ContentTypeHeader("application/dtmf-relay")
 	req.AppendHeader(&ct)
 	req.SetBody(fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", digit, dur.Milliseconds()))
@@ -489,6 +497,36 @@ func (c *Call) sendInfo(ctx context.Context, digit byte, dur time.Duration) erro
 		return fmt.Errorf("phone: INFO: %d %s", res.StatusCode, res.Reason)
 	}
 	return nil
+}
+
+// remoteTarget is the far end's Contact: where requests in the dialog go.
+func (c *Call) remoteTarget() sip.Uri {
+	if c.uac != nil {
+		if ct := c.uac.InviteResponse.Contact(); ct != nil {
+			return *ct.Address.Clone()
+		}
+		return c.uac.InviteRequest.Recipient
+	}
+	if ct := c.uas.InviteRequest.Contact(); ct != nil {
+		return *ct.Address.Clone()
+	}
+	return sip.Uri{}
+}
+
+// recognise starts prompt recognition in the negotiated codec.
+func (c *Call) recognise() {
+	idx := c.p.index(c.Codec)
+	if idx == nil {
+		return
+	}
+	rec := NewRecogniser(idx, c.AnsweredAt)
+	rec.OnRunStart(func(key string, start time.Time) {
+		select {
+		case c.promptStarts <- PromptStart{Key: key, Start: start}:
+		default:
+		}
+	})
+	c.rec.Store(rec)
 }
 
 // Hangup sends BYE (the call ends "local" unless it had ended already).

@@ -3,7 +3,7 @@
 // (package media) shared by all its calls. It dials (the caller role, used by
 // `callsim call` and `callsim load`); the answering roles of later issues
 // (`callsim agent`: REGISTER and answer; `callsim line`: answer as a
-// specialised line) plug into the same Phone through Config.Incoming.
+// specialised line) use the same Phone through Answer.
 //
 // A call measures what it receives: RTP counts and loss from sequence
 // numbers, interarrival times, and which prompts it heard (see Recogniser).
@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cq12345/hotline/media"
@@ -42,11 +43,12 @@ type Config struct {
 	// Logger receives the phone's logs; wrap it in telemetry's masking
 	// handler (cmd/callsim does). Default: discard.
 	Logger *slog.Logger
+	// SIPLogger receives sipgo's logs (default: Logger). sipgo warns about
+	// harmless things (a TCP connection's reference count); callsim gives it
+	// a logger at error level unless --verbose.
+	SIPLogger *slog.Logger
 	// UserAgent is the User-Agent header (default "callsim").
 	UserAgent string
-	// Incoming handles INVITEs outside any dialog (a call to this phone).
-	// Nil: they get 480. The agent and line roles set it.
-	Incoming func(req *sip.Request, tx sip.ServerTransaction)
 }
 
 // Phone is a SIP UA plus an RTP engine.
@@ -65,6 +67,8 @@ type Phone struct {
 	idxOnce [2]sync.Once
 	idx     [2]*PromptIndex // PCMA, PCMU
 
+	answer atomic.Pointer[answerer] // set while Answer runs
+
 	mu    sync.Mutex
 	calls map[string]*Call // by Call-ID
 }
@@ -80,6 +84,9 @@ func New(cfg Config) (*Phone, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.SIPLogger == nil {
+		cfg.SIPLogger = cfg.Logger
 	}
 	if cfg.MediaSockets <= 0 {
 		cfg.MediaSockets = 4
@@ -118,19 +125,23 @@ func (p *Phone) startSIP() error {
 	var err error
 	p.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgent(p.cfg.UserAgent),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(p.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.cfg.SIPLogger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(p.cfg.SIPLogger)),
 	)
 	if err != nil {
 		return fmt.Errorf("phone: sip user agent: %w", err)
 	}
-	p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(p.log))
+	p.srv, err = sipgo.NewServer(p.ua, sipgo.WithServerLogger(p.cfg.SIPLogger))
 	if err != nil {
 		return fmt.Errorf("phone: sip server: %w", err)
 	}
 	p.srv.OnBye(p.onBye)
 	p.srv.OnInvite(p.onInvite)
-	p.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {}) // ACKs of our re-INVITE answers
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if c := p.lookup(req); c != nil {
+			c.onAck(req, tx) // the ACK of a call we answered (re-INVITE ACKs need nothing)
+		}
+	})
 	p.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil))
 	})
@@ -157,11 +168,11 @@ func (p *Phone) startSIP() error {
 	// UDP requests leave from the listening socket, so that responses and
 	// the far end's requests come back to one place; TCP requests open a
 	// connection that the far end reuses for its requests in the dialog.
-	udpClient, err := sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.log), sipgo.WithClientConnectionAddr(uaddr.String()))
+	udpClient, err := sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.cfg.SIPLogger), sipgo.WithClientConnectionAddr(uaddr.String()))
 	if err != nil {
 		return fmt.Errorf("phone: sip client: %w", err)
 	}
-	tcpClient, err := sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.log))
+	tcpClient, err := sipgo.NewClient(p.ua, sipgo.WithClientLogger(p.cfg.SIPLogger))
 	if err != nil {
 		return fmt.Errorf("phone: sip client: %w", err)
 	}
@@ -284,8 +295,8 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.reinvite(req, tx)
 		return
 	}
-	if p.cfg.Incoming != nil {
-		p.cfg.Incoming(req, tx)
+	if a := p.answer.Load(); a != nil {
+		a.onIncoming(req, tx)
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cq12345/hotline/media"
 	"github.com/cq12345/hotline/prompts"
 	"github.com/cq12345/hotline/telemetry"
 )
@@ -28,6 +29,10 @@ type Script struct {
 	HangupAfter time.Duration
 	// OnAnswered, when set, is called once the call is answered.
 	OnAnswered func()
+	// Play lists prompt keys played to the far end once answered, before
+	// Send starts (so that the far end, or a callsim on the other side of a
+	// bridge, can recognise them).
+	Play []string
 	// Send is the frame looped to the far end for the whole call (default
 	// silence in the negotiated codec).
 	Send func(prompts.Codec) []byte
@@ -78,15 +83,7 @@ type DTMFReport struct {
 // Run places a call, runs the script and returns its report. It never
 // fails: errors are in the report.
 func (p *Phone) Run(ctx context.Context, o DialOptions, s Script) Report {
-	if s.DTMFAfter <= 0 {
-		s.DTMFAfter = 3 * time.Second
-	}
-	if s.DTMFDuration <= 0 {
-		s.DTMFDuration = 160 * time.Millisecond
-	}
-	if s.DTMFMode == "" {
-		s.DTMFMode = DTMFRFC4733
-	}
+	s = s.withDefaults()
 	start := time.Now()
 	c, err := p.Dial(ctx, o)
 	if err == nil {
@@ -106,12 +103,44 @@ func (p *Phone) Run(ctx context.Context, o DialOptions, s Script) Report {
 	return r
 }
 
+func (s Script) withDefaults() Script {
+	if s.DTMFAfter <= 0 {
+		s.DTMFAfter = 3 * time.Second
+	}
+	if s.DTMFDuration <= 0 {
+		s.DTMFDuration = 160 * time.Millisecond
+	}
+	if s.DTMFMode == "" {
+		s.DTMFMode = DTMFRFC4733
+	}
+	return s
+}
+
 func (c *Call) script(ctx context.Context, s Script) error {
 	frame := SilenceFrame(c.Codec)
 	if s.Send != nil {
 		frame = s.Send(c.Codec)
 	}
-	c.Play([][]byte{frame}, true)
+	var played chan bool
+	if lib := c.p.cfg.Prompts; len(s.Play) > 0 && lib != nil {
+		var frames [][]byte
+		for _, key := range s.Play {
+			f, ok := lib.Frames(key, c.Codec)
+			if !ok {
+				return fmt.Errorf("phone: no prompt %q to play", key)
+			}
+			frames = append(frames, f...)
+		}
+		played = make(chan bool, 1)
+		c.sess.Play(frames, media.PlayOptions{OnDone: func(completed bool) {
+			select {
+			case played <- completed:
+			default:
+			}
+		}})
+	} else {
+		c.Play([][]byte{frame}, true)
+	}
 
 	var hangup <-chan time.Time
 	if s.HangupAfter > 0 {
@@ -134,6 +163,9 @@ func (c *Call) script(ctx context.Context, s Script) error {
 	}
 	for {
 		select {
+		case <-played:
+			played = nil
+			c.Play([][]byte{frame}, true)
 		case ps := <-c.promptStarts:
 			if anchored || next > 0 || len(s.Digits) == 0 {
 				continue

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -29,9 +30,10 @@ import (
 )
 
 type cli struct {
-	Verbose bool    `help:"Log SIP and media debug messages to stderr (caller numbers masked)."`
-	Call    callCmd `cmd:"" help:"Place one call and report what was heard (exit 1 when an expectation fails)."`
-	Load    loadCmd `cmd:"" help:"Place many concurrent calls and report setup, RTP and DTMF figures (exit 1 when a setup failed)."`
+	Verbose    bool    `help:"Log SIP and media debug messages to stderr (caller numbers masked)."`
+	CPUProfile string  `name:"cpuprofile" type:"path" help:"Write a CPU profile (go tool pprof) of callsim to this file."`
+	Call       callCmd `cmd:"" help:"Place one call and report what was heard (exit 1 when an expectation fails)."`
+	Load       loadCmd `cmd:"" help:"Place many concurrent calls and report setup, RTP and DTMF figures (exit 1 when a setup failed)."`
 }
 
 // dialFlags are shared by call and load.
@@ -80,22 +82,42 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(telemetry.NewMaskingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
-	sip.SetDefaultLogger(log) // sipgo logs some things through its package logger
+	sipLevel := slog.LevelError // sipgo warns about harmless things (TCP reference counts)
+	if c.Verbose {
+		sipLevel = slog.LevelDebug
+	}
+	sipLog := slog.New(telemetry.NewMaskingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: sipLevel})))
+	sip.SetDefaultLogger(sipLog) // sipgo logs some things through its package logger
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
+	if c.CPUProfile != "" {
+		f, perr := os.Create(c.CPUProfile)
+		if perr != nil {
+			fmt.Fprintln(os.Stderr, "callsim:", perr)
+			os.Exit(2)
+		}
+		if perr := pprof.StartCPUProfile(f); perr != nil {
+			fmt.Fprintln(os.Stderr, "callsim:", perr)
+			os.Exit(2)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	switch k.Command() {
 	case "call":
-		err = c.Call.run(ctx, log, os.Stdout)
+		err = c.Call.run(ctx, log, sipLog, os.Stdout)
 	case "load":
-		err = c.Load.run(ctx, log, os.Stdout, os.Stderr)
+		err = c.Load.run(ctx, log, sipLog, os.Stdout, os.Stderr)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "callsim:", telemetry.Scrub(err.Error()))
+		code := 1
 		if errors.Is(err, errUsage) {
-			os.Exit(2)
+			code = 2
 		}
-		os.Exit(1)
+		pprof.StopCPUProfile()
+		os.Exit(code)
 	}
 }
 
@@ -125,7 +147,7 @@ func (f *dialFlags) options() (phone.DialOptions, []byte, error) {
 	return o, digits, nil
 }
 
-func (f *dialFlags) newPhone(log *slog.Logger, sockets int) (*phone.Phone, error) {
+func (f *dialFlags) newPhone(log, sipLog *slog.Logger, sockets int) (*phone.Phone, error) {
 	var lib *prompts.Library
 	var err error
 	if f.PromptsDir != "" {
@@ -136,7 +158,7 @@ func (f *dialFlags) newPhone(log *slog.Logger, sockets int) (*phone.Phone, error
 	if err != nil {
 		return nil, err
 	}
-	cfg := phone.Config{SIPAddr: f.SIPListen, Prompts: lib, Logger: log, MediaSockets: sockets}
+	cfg := phone.Config{SIPAddr: f.SIPListen, Prompts: lib, Logger: log, SIPLogger: sipLog, MediaSockets: sockets}
 	if f.MediaIP != "" {
 		if cfg.MediaIP, err = netip.ParseAddr(f.MediaIP); err != nil {
 			return nil, fmt.Errorf("%w: --media-ip: %v", errUsage, err)
@@ -152,13 +174,13 @@ func (f *dialFlags) send() func(prompts.Codec) []byte {
 	return func(c prompts.Codec) []byte { return phone.ToneFrame(c, 400, 4000) }
 }
 
-func (c *callCmd) run(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+func (c *callCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.Writer) error {
 	o, digits, err := c.options()
 	if err != nil {
 		return err
 	}
 	o.CancelAfter = c.CancelAfter
-	p, err := c.newPhone(log, 1)
+	p, err := c.newPhone(log, sipLog, 1)
 	if err != nil {
 		return err
 	}
@@ -178,7 +200,7 @@ func (c *callCmd) run(ctx context.Context, log *slog.Logger, stdout io.Writer) e
 	return r.Check(c.ExpectStatus, c.CancelAfter > 0, c.ExpectPrompt)
 }
 
-func (c *loadCmd) run(ctx context.Context, log *slog.Logger, stdout, stderr *os.File) error {
+func (c *loadCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout, stderr *os.File) error {
 	o, digits, err := c.options()
 	if err != nil {
 		return err
@@ -186,7 +208,7 @@ func (c *loadCmd) run(ctx context.Context, log *slog.Logger, stdout, stderr *os.
 	if c.Calls <= 0 || c.Rate <= 0 {
 		return fmt.Errorf("%w: --calls and --rate must be positive", errUsage)
 	}
-	p, err := c.newPhone(log, c.MediaSockets)
+	p, err := c.newPhone(log, sipLog, c.MediaSockets)
 	if err != nil {
 		return err
 	}

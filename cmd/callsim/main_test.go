@@ -34,7 +34,8 @@ func TestCallJSONNoAnswer(t *testing.T) {
 		DTMFDuration: 100 * time.Millisecond, JSON: true,
 	}, HangupAfter: time.Second}
 	var out bytes.Buffer
-	err = c.run(context.Background(), slog.New(slog.DiscardHandler), &out)
+	quiet := slog.New(slog.DiscardHandler)
+	err = c.run(context.Background(), quiet, quiet, &out)
 	if err == nil {
 		t.Fatal("no error for an unanswered call")
 	}

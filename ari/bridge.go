@@ -64,6 +64,9 @@ func BridgeTo(ctx context.Context, c ivr.Call, endpoint string, o BridgeOptions)
 type leg struct {
 	id string
 	q  chan Event
+	// created is when the originate reply came (zero before): a resync
+	// may only conclude "gone" from a channel list taken after it.
+	created time.Time
 }
 
 func (l *leg) deliver(p *Plane, ev Event) {
@@ -149,6 +152,9 @@ func (c *call) bridge(ctx context.Context, endpoint string, o BridgeOptions) err
 	if err != nil {
 		return fmt.Errorf("ari: bridge %s: originate: %w: %w", c.id, ErrUnavailable, err)
 	}
+	c.p.mu.Lock()
+	l.created = time.Now()
+	c.p.mu.Unlock()
 	// Asterisk ends a ringing leg at the originate timeout; this timer
 	// only covers a ChannelDestroyed lost while the WebSocket was down.
 	safety := time.NewTimer(o.RingTimeout + 5*time.Second)

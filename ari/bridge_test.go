@@ -141,3 +141,32 @@ func TestBridgeUnknownEndpoint(t *testing.T) {
 		t.Fatalf("BridgeTo unknown endpoint: %v", err)
 	}
 }
+
+// The agent hangs up while the WebSocket is down: Asterisk does not replay
+// the events, the resync after the reconnect finds the leg gone, and the
+// caller goes on in the IVR.
+func TestBridgeAgentGoneDuringGap(t *testing.T) {
+	out := make(chan error, 1)
+	e := start(t, agentFlow("PJSIP/agent1", 5*time.Second, out), func(f *arifake.Server) {
+		f.SetEndpoint("PJSIP/agent1", arifake.Endpoint{})
+	})
+	caller := e.fake.Call(arifake.CallOptions{})
+	var agent *arifake.Call
+	eventually(t, "agent bridged", func() bool {
+		if legs := e.fake.Originated(); len(legs) == 1 {
+			agent = legs[0]
+		}
+		return agent != nil && agent.Bridged()
+	})
+	e.fake.Refuse(true)
+	e.fake.DropConnections()
+	agent.HangUp()
+	e.fake.Refuse(false)
+	if err := <-out; err != nil {
+		t.Fatalf("BridgeTo: %v, want nil after the resync", err)
+	}
+	eventually(t, "caller served the survey and hung up", caller.Gone)
+	if !containsMedia(e.fake, "sound:hotline/zh-CN/survey") {
+		t.Error("no survey")
+	}
+}

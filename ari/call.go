@@ -45,7 +45,7 @@ type call struct {
 	digits   []byte
 	digitSig chan struct{}            // cap 1: "a digit was buffered"
 	playing  map[string]chan struct{} // playback id -> closed when finished
-	current  string                   // the playback Play waits for
+	current  string                   // the playback Play waits for, once created
 }
 
 func newCall(p *Plane, ch Channel, queue int) *call {
@@ -252,7 +252,6 @@ func (c *call) Play(ctx context.Context, keys []string, bargeIn bool) error {
 	fin := make(chan struct{})
 	c.mu.Lock()
 	c.playing[id] = fin
-	c.current = id
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -271,6 +270,11 @@ func (c *call) Play(ctx context.Context, keys []string, bargeIn bool) error {
 		}
 		return fmt.Errorf("ari: play %s: %w", c.id, err)
 	}
+	// Only now may a resync look the playback up: before the reply, a 404
+	// would mean "not created yet", not "finished".
+	c.mu.Lock()
+	c.current = id
+	c.mu.Unlock()
 	var digit <-chan struct{}
 	if bargeIn {
 		digit = c.digitSig

@@ -160,6 +160,7 @@ func (s *streamHandler) Connected(ctx context.Context, n int) {
 		p.log.Error("ari: resync: application", "err", err)
 		return
 	}
+	listed := time.Now()
 	chans, err := p.client.ChannelsList(ctx)
 	if err != nil {
 		p.log.Error("ari: resync: channels", "err", err)
@@ -179,7 +180,7 @@ func (s *streamHandler) Connected(ctx context.Context, n int) {
 	}
 	p.mu.Lock()
 	for id, l := range p.legs {
-		if !exists[id] {
+		if !exists[id] && !l.created.IsZero() && l.created.Before(listed) {
 			// Its ChannelDestroyed was lost in the gap.
 			l.deliver(p, &ChannelDestroyed{Cause: 16, CauseTxt: "gone after reconnect", Channel: Channel{ID: id}})
 		}

@@ -828,3 +828,29 @@ func TestEarlyMediaBeforeAnswerNeverMisroutes(t *testing.T) {
 	}
 	t.Logf("phone pool %d sockets, early packets dropped %d", phone.Stats().Sockets, phone.Stats().DroppedUnknownSource)
 }
+
+func TestIPv6Loopback(t *testing.T) {
+	ip6 := netip.MustParseAddr("::1")
+	probe, err := net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip6, 0)))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	_ = probe.Close()
+	a, err := NewEngine(Config{IP: ip6, Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := NewEngine(Config{IP: ip6, Sockets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rb := newRecorder()
+	sa, _ := pair(t, a, b, rb, 0)
+	sa.Play(frames(3, 0), PlayOptions{})
+	waitFor(t, time.Second, "packets over IPv6", func() bool { return rb.count() == 3 })
+	if st := b.Stats(); st.DroppedUnknownSource != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -72,4 +72,8 @@ type SessionStats struct {
 	Remote          netip.AddrPort
 	Local           netip.AddrPort
 	DigitsReceived  uint64
+	// LastDTMFStart is when the pacer sent the first packet of the most
+	// recent SendDTMF event (zero if none): the start of a
+	// DTMF-to-next-prompt measurement.
+	LastDTMFStart time.Time
 }

@@ -300,6 +300,9 @@ func TestDTMFEndToEnd(t *testing.T) {
 		return n == dtmfEndRepeats
 	})
 	digits, at := rb.gotDigits()
+	if sentAt := sa.Stats().LastDTMFStart; sentAt.IsZero() || sentAt.After(at[0]) {
+		t.Errorf("LastDTMFStart %v, digit received at %v", sentAt, at[0])
+	}
 	if string(digits) != "5" {
 		t.Fatalf("digits %q, want \"5\"", digits)
 	}

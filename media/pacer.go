@@ -116,7 +116,7 @@ func (sh *shard) tick(slot int, cycle int64, now time.Time) {
 	sweep := e.sweep > 0 && slot == 0 && cycle%e.sweep == 0
 	sh.mu.Lock()
 	for _, s := range sh.slots[slot] {
-		sh.session(s, cycle)
+		sh.session(s, cycle, now)
 	}
 	if sweep {
 		sh.sweepLocked(now)
@@ -151,7 +151,7 @@ func (sh *shard) sweepLocked(now time.Time) {
 }
 
 // session advances one session by one 20 ms tick and queues its packet.
-func (sh *shard) session(s *Session, cycle int64) {
+func (sh *shard) session(s *Session, cycle int64, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -174,6 +174,7 @@ func (sh *shard) session(s *Session, cycle int64) {
 			// RFC 4733 section 2.5.1.1: the first packet has the marker
 			// bit and the event's start timestamp, which all its packets keep.
 			d.started, d.ts, marker = true, ts, true
+			s.dtmfSentAt.Store(now.UnixNano())
 		}
 		if d.elapsed < d.total {
 			d.elapsed = min(d.elapsed+samplesPerPacket, d.total)

@@ -56,6 +56,7 @@ type Session struct {
 	inactiveFired atomic.Bool
 	rxSSRC        atomic.Uint32
 	rxDTMFPT      atomic.Uint32
+	dtmfSentAt    atomic.Int64 // unix ns of the tick that sent the last event's first packet
 
 	// Receive state, touched only by the socket's receive goroutine.
 	rxStarted bool
@@ -358,6 +359,9 @@ func (s *Session) Stats() SessionStats {
 	}
 	if t := s.everRx.Load(); t != 0 {
 		st.LastArrival = time.Unix(0, t)
+	}
+	if t := s.dtmfSentAt.Load(); t != 0 {
+		st.LastDTMFStart = time.Unix(0, t)
 	}
 	return st
 }

@@ -30,10 +30,12 @@ import (
 )
 
 type cli struct {
-	Verbose    bool    `help:"Log SIP and media debug messages to stderr (caller numbers masked)."`
-	CPUProfile string  `name:"cpuprofile" type:"path" help:"Write a CPU profile (go tool pprof) of callsim to this file."`
-	Call       callCmd `cmd:"" help:"Place one call and report what was heard (exit 1 when an expectation fails)."`
-	Load       loadCmd `cmd:"" help:"Place many concurrent calls and report setup, RTP and DTMF figures (exit 1 when a setup failed)."`
+	Verbose    bool     `help:"Log SIP and media debug messages to stderr (caller numbers masked)."`
+	CPUProfile string   `name:"cpuprofile" type:"path" help:"Write a CPU profile (go tool pprof) of callsim to this file."`
+	Call       callCmd  `cmd:"" help:"Place one call and report what was heard (exit 1 when an expectation fails)."`
+	Load       loadCmd  `cmd:"" help:"Place many concurrent calls and report setup, RTP and DTMF figures (exit 1 when a setup failed)."`
+	Line       lineCmd  `cmd:"" help:"Answer calls as a specialised line (e.g. 12315); one report per call."`
+	Agent      agentCmd `cmd:"" help:"Register as an agent's phone (digest auth) and answer calls; one report per call."`
 }
 
 // dialFlags are shared by call and load.
@@ -60,6 +62,7 @@ type dialFlags struct {
 
 type callCmd struct {
 	dialFlags
+	Play         []string      `help:"Prompt keys to play once answered, before --send (repeatable)."`
 	HangupAfter  time.Duration `default:"20s" help:"Send BYE this long after the answer (0: wait for the far end)."`
 	CancelAfter  time.Duration `help:"Send CANCEL when not answered this long after the INVITE."`
 	ExpectStatus int           `help:"Expected final SIP status (default: answered, or cancelled with --cancel-after)."`
@@ -109,6 +112,10 @@ func main() {
 		err = c.Call.run(ctx, log, sipLog, os.Stdout)
 	case "load":
 		err = c.Load.run(ctx, log, sipLog, os.Stdout, os.Stderr)
+	case "line":
+		err = c.Line.run(ctx, log, sipLog, os.Stdout, nil)
+	case "agent":
+		err = c.Agent.run(ctx, log, sipLog, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "callsim:", telemetry.Scrub(err.Error()))
@@ -187,7 +194,7 @@ func (c *callCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.W
 	defer p.Close()
 	r := p.Run(ctx, o, phone.Script{
 		Digits: digits, DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFDuration: c.DTMFDuration,
-		DTMFAnchor: c.DTMFOn, HangupAfter: c.HangupAfter, Send: c.send(),
+		DTMFAnchor: c.DTMFOn, HangupAfter: c.HangupAfter, Send: c.send(), Play: c.Play,
 	})
 	if c.JSON {
 		err = json.NewEncoder(stdout).Encode(r)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -53,6 +54,12 @@ func TestCallJSONNoAnswer(t *testing.T) {
 	if bytes.Contains(out.Bytes(), []byte("13800138000")) {
 		t.Error("unmasked caller number in the output")
 	}
+	validate(t, out.Bytes())
+}
+
+// validate checks one report against phone/report.schema.json.
+func validate(t *testing.T, b []byte) {
+	t.Helper()
 	sf, err := os.Open("../../phone/report.schema.json")
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +77,12 @@ func TestCallJSONNoAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, _ := jsonschema.UnmarshalJSON(bytes.NewReader(out.Bytes()))
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := sch.Validate(v); err != nil {
-		t.Error(err)
+		t.Errorf("%v\n%s", err, b)
 	}
 }
 
@@ -86,4 +96,46 @@ func TestDigitsFlag(t *testing.T) {
 	if _, _, err := f.options(); err == nil {
 		t.Error("x accepted as a digit")
 	}
+}
+
+// TestLineAndCall runs `callsim line` and `callsim call` against each other
+// in-process: the call hears the line's prompt, the line hears the call's,
+// and both print valid reports.
+func TestLineAndCall(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	var lineOut bytes.Buffer
+	line := lineCmd{answerFlags: answerFlags{
+		Listen: "127.0.0.1:0", Codec: []string{"PCMA", "PCMU"}, Play: []string{"en/digit-5"}, Send: "silence",
+		DTMFMode: "rfc4733", DTMFAfter: time.Second, Calls: 1, JSON: true,
+	}, Number: []string{"12315"}}
+	ready := make(chan netip.AddrPort, 1)
+	lineDone := make(chan error, 1)
+	go func() { lineDone <- line.run(context.Background(), quiet, quiet, &lineOut, ready) }()
+	addr := <-ready
+	call := callCmd{dialFlags: dialFlags{
+		Target: addr.String(), Transport: "udp", To: "12315", From: "13800138000",
+		Codec: []string{"PCMA"}, SetupTimeout: 5 * time.Second, Send: "tone", SIPListen: "127.0.0.1:0",
+		DTMFMode: "rfc4733", DTMFAfter: time.Second, DTMFDuration: 100 * time.Millisecond, JSON: true,
+	}, HangupAfter: 1500 * time.Millisecond, Play: []string{"en/digit-7"}, ExpectPrompt: []string{"en/digit-5"}}
+	var callOut bytes.Buffer
+	if err := call.run(context.Background(), quiet, quiet, &callOut); err != nil {
+		t.Fatalf("call: %v\n%s", err, callOut.Bytes())
+	}
+	select {
+	case err := <-lineDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("line did not exit after --calls 1")
+	}
+	var lr map[string]any
+	if err := json.Unmarshal(lineOut.Bytes(), &lr); err != nil {
+		t.Fatalf("%v: %s", err, lineOut.Bytes())
+	}
+	if heard, _ := lr["prompts_heard"].([]any); len(heard) != 1 || heard[0] != "en/digit-7" || lr["ended_by"] != "remote" {
+		t.Errorf("line report %s", lineOut.Bytes())
+	}
+	validate(t, callOut.Bytes())
+	validate(t, lineOut.Bytes())
 }

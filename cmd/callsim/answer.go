@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cq12345/hotline/phone"
+	"github.com/cq12345/hotline/prompts"
+)
+
+// answerFlags are shared by line and agent.
+type answerFlags struct {
+	Listen     string        `default:"127.0.0.1:5070" help:"Local SIP address (UDP and TCP) to answer on."`
+	MediaIP    string        `help:"Local RTP address (default: the listen IP)."`
+	RingFor    time.Duration `name:"answer-after" default:"0s" help:"Ring (180) this long before answering."`
+	NoAnswer   bool          `help:"Ring until the caller gives up."`
+	Busy       bool          `help:"Answer every call with 486 Busy Here."`
+	MaxCalls   int           `help:"Answer 486 beyond this many calls in progress (0: no limit)."`
+	Codec      []string      `default:"PCMA,PCMU" help:"Codecs accepted, in preference order."`
+	Talk       time.Duration `default:"0s" help:"Hang up this long after answering (0: wait for the caller)."`
+	Play       []string      `help:"Prompt keys to play once answered, before --send (repeatable)."`
+	Send       string        `enum:"tone,silence" default:"tone" help:"What to send after --play (tone, silence)."`
+	DTMF       []string      `name:"dtmf" help:"Digits to send once answered (as call does)."`
+	DTMFMode   string        `name:"dtmf-mode" enum:"rfc4733,info" default:"rfc4733" help:"How to send digits (rfc4733, info)."`
+	DTMFAfter  time.Duration `name:"dtmf-after" default:"1s" help:"Delay before each digit."`
+	PromptsDir string        `help:"Prompt directory to play and recognise; default: the prompts built into callsim."`
+	Calls      int           `help:"Exit after this many calls ended (0: run until interrupted)."`
+	JSON       bool          `name:"json" help:"Print one JSON object per call (one per line)."`
+}
+
+type lineCmd struct {
+	answerFlags
+	Number []string `required:"" help:"Numbers this line answers (the dialled user part, e.g. 12315); others get 404."`
+}
+
+type agentCmd struct {
+	answerFlags
+	Target    string        `required:"" help:"Registrar (hotlined), HOST:PORT."`
+	Transport string        `enum:"udp,tcp" default:"udp" help:"Transport for REGISTER (udp, tcp)."`
+	User      string        `required:"" help:"Agent extension (SIP user)."`
+	Password  string        `env:"CALLSIM_PASSWORD" help:"SIP password (or CALLSIM_PASSWORD)."`
+	Domain    string        `help:"Address-of-record domain (default: the registrar's host)."`
+	Expires   time.Duration `default:"300s" help:"Registration expiry requested."`
+}
+
+func (f *answerFlags) newPhone(log, sipLog *slog.Logger) (*phone.Phone, error) {
+	var lib *prompts.Library
+	var err error
+	if f.PromptsDir != "" {
+		lib, err = prompts.Load(os.DirFS(f.PromptsDir))
+	} else {
+		lib, err = prompts.Load(prompts.Embedded())
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg := phone.Config{SIPAddr: f.Listen, Prompts: lib, Logger: log, SIPLogger: sipLog, MediaSockets: 4}
+	if f.MediaIP != "" {
+		if cfg.MediaIP, err = netip.ParseAddr(f.MediaIP); err != nil {
+			return nil, fmt.Errorf("%w: --media-ip: %v", errUsage, err)
+		}
+	}
+	return phone.New(cfg)
+}
+
+// serve answers calls until ctx is done or --calls calls have ended,
+// printing one report per call.
+func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []string, stdout io.Writer) error {
+	df := dialFlags{Codec: f.Codec, DTMF: f.DTMF, Send: f.Send}
+	o, digits, err := df.options()
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var mu sync.Mutex
+	ended := 0
+	cfg := phone.AnswerConfig{
+		Numbers: numbers, RingFor: f.RingFor, NoAnswer: f.NoAnswer, Busy: f.Busy, MaxCalls: f.MaxCalls, Codecs: o.Codecs,
+		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter},
+		OnReport: func(r phone.Report) {
+			mu.Lock()
+			defer mu.Unlock()
+			if f.JSON {
+				_ = json.NewEncoder(stdout).Encode(r)
+			} else {
+				_ = r.WriteText(stdout)
+			}
+			ended++
+			if f.Calls > 0 && ended >= f.Calls {
+				stop()
+			}
+		},
+	}
+	return p.Answer(ctx, cfg)
+}
+
+func (c *lineCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.Writer, ready chan<- netip.AddrPort) error {
+	p, err := c.newPhone(log, sipLog)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	log.Info("callsim line answering", "numbers", c.Number, "sip", p.SIPAddr("udp"))
+	if ready != nil {
+		ready <- p.SIPAddr("udp")
+	}
+	return c.serve(ctx, p, c.Number, stdout)
+}
+
+func (c *agentCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.Writer) error {
+	p, err := c.newPhone(log, sipLog)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	reg, err := p.Register(ctx, phone.RegisterConfig{Registrar: c.Target, Transport: c.Transport, User: c.User, Password: c.Password, Domain: c.Domain, Expires: c.Expires})
+	if err != nil {
+		return err
+	}
+	log.Info("callsim agent registered", "user", c.User, "granted", reg.Granted())
+	serr := c.serve(ctx, p, nil, stdout)
+	if err := reg.Close(); err != nil {
+		log.Warn("callsim agent: unregister", "error", err)
+	}
+	return serr
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,9 @@ type call struct {
 	mu       sync.Mutex
 	answered bool
 	digits   []byte
-	digitSig chan struct{}            // cap 1: "a digit was buffered"
-	playing  map[string]chan struct{} // playback id -> closed when finished
-	current  string                   // the playback Play waits for, once created
+	digitSig chan struct{}      // cap 1: "a digit was buffered"
+	playing  map[string]*pbWait // playbacks Play waits for, by id
+	current  string             // the playback Play waits for, once created
 }
 
 func newCall(p *Plane, ch Channel, queue int) *call {
@@ -61,7 +62,7 @@ func newCall(p *Plane, ch Channel, queue int) *call {
 		done:     make(chan struct{}),
 		answered: ch.State == "Up",
 		digitSig: make(chan struct{}, 1),
-		playing:  map[string]chan struct{}{},
+		playing:  map[string]*pbWait{},
 	}
 }
 
@@ -115,10 +116,7 @@ func (c *call) handle(ev Event) {
 			c.answered = true
 		}
 	case *PlaybackFinished:
-		if e.Playback.State == "failed" {
-			c.p.log.Warn("ari: playback failed", "channel", c.id, "media", e.Playback.MediaURI)
-		}
-		c.finishedLocked(e.Playback.ID)
+		c.finishedLocked(e.Playback.ID, e.Playback.State)
 	}
 }
 
@@ -126,9 +124,17 @@ func validDigit(d byte) bool {
 	return (d >= '0' && d <= '9') || d == '*' || d == '#' || (d >= 'A' && d <= 'D')
 }
 
-func (c *call) finishedLocked(playbackID string) {
-	if ch, ok := c.playing[playbackID]; ok {
-		close(ch)
+// pbWait is a playback Play waits for: done closes at PlaybackFinished,
+// whose state ("done", or "failed") is kept.
+type pbWait struct {
+	done  chan struct{}
+	state string
+}
+
+func (c *call) finishedLocked(playbackID, state string) {
+	if w, ok := c.playing[playbackID]; ok {
+		w.state = state
+		close(w.done)
 		delete(c.playing, playbackID)
 	}
 }
@@ -164,7 +170,7 @@ func (c *call) recheckPlayback(ctx context.Context) {
 	pb, err := c.p.client.PlaybacksGet(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && pb.State != "playing" && pb.State != "queued") {
 		c.mu.Lock()
-		c.finishedLocked(id)
+		c.finishedLocked(id, "done")
 		c.mu.Unlock()
 	}
 }
@@ -235,23 +241,29 @@ func (c *call) Answer(ctx context.Context) error {
 // The playback id is ours (playbackId=…), because PlaybackStarted — and
 // for a short prompt PlaybackFinished — can arrive before the play reply.
 func (c *call) Play(ctx context.Context, keys []string, bargeIn bool) error {
-	if c.ended() {
-		return errHungUp("play", c.id)
-	}
 	if len(keys) == 0 {
-		return nil
-	}
-	if bargeIn && c.hasDigit() {
 		return nil
 	}
 	media := make([]string, len(keys))
 	for i, k := range keys {
+		if c.p.cfg.HasPrompt != nil && !c.p.cfg.HasPrompt(k) {
+			return fmt.Errorf("ari: play %s: no audio for %q", c.id, k)
+		}
 		media[i] = SoundURI(k)
 	}
+	// Like the sip plane: playing answers the call (Answer is idempotent).
+	if err := c.Answer(ctx); err != nil {
+		return err
+	}
+	if bargeIn && c.hasDigit() {
+		// A digit typed ahead already answers this prompt.
+		return nil
+	}
 	id := uuid.NewString()
-	fin := make(chan struct{})
+	w := &pbWait{done: make(chan struct{})}
+	fin := w.done
 	c.mu.Lock()
-	c.playing[id] = fin
+	c.playing[id] = w
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -286,6 +298,15 @@ func (c *call) Play(ctx context.Context, keys []string, bargeIn bool) error {
 		}
 		select {
 		case <-fin:
+			if w.state == "failed" {
+				// Asterisk also says "failed" for a playback cut by a
+				// hang-up (transcript ws-reconnect); otherwise the sound
+				// file is missing or unreadable (see deploy/asterisk).
+				if c.ended() {
+					return errHungUp("play", c.id)
+				}
+				return fmt.Errorf("ari: play %s: playback of %s failed (sound files installed?)", c.id, strings.Join(media, ","))
+			}
 			return nil
 		case <-c.done:
 			return errHungUp("play", c.id)

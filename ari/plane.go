@@ -45,6 +45,10 @@ type Config struct {
 	// ShutdownTimeout bounds the REST requests that hand live calls back
 	// to the dialplan when Run's context ends (default 3 s).
 	ShutdownTimeout time.Duration
+	// HasPrompt, when set, says whether an audio key ("zh-CN/greeting")
+	// exists; Play refuses unknown keys at once, as the sip plane does,
+	// instead of learning it from a failed playback.
+	HasPrompt func(key string) bool
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }

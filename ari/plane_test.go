@@ -415,3 +415,65 @@ func TestShutdownHandsCallsBack(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func TestPlayMissingPrompt(t *testing.T) {
+	errs := make(chan error, 2)
+	h := ari.HandlerFunc(func(ctx context.Context, c ivr.Call) {
+		errs <- c.Play(ctx, []string{"zh-CN/menu"}, false)
+		errs <- c.Play(ctx, []string{"zh-CN/greeting"}, false)
+	})
+	e := start(t, h, func(f *arifake.Server) {
+		f.Missing = func(uri string) bool { return strings.HasSuffix(uri, "/greeting") }
+	})
+	call := e.fake.Call(arifake.CallOptions{})
+	// Without Config.HasPrompt the plane learns it from the failed playback.
+	for i := 0; i < 2; i++ {
+		err := <-errs
+		if i == 0 && err != nil {
+			t.Errorf("first Play (fake has the file): %v", err)
+		}
+		if i == 1 && (err == nil || errors.Is(err, ivr.ErrHungUp)) {
+			t.Errorf("Play of a missing sound file: %v, want an error", err)
+		}
+	}
+	if call.State() != "Up" && !call.Gone() {
+		t.Errorf("Play did not answer the call: %s", call.State())
+	}
+}
+
+func TestPlayUnknownKeyWithHasPrompt(t *testing.T) {
+	fake := arifake.New("hotline", "hotline", "secret")
+	defer fake.Close()
+	p, err := ari.New(ari.Config{URL: fake.URL(), User: "hotline", Password: "secret", App: "hotline",
+		HasPrompt: func(k string) bool { return k == "zh-CN/greeting" },
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Run(ctx, ari.HandlerFunc(func(ctx context.Context, c ivr.Call) {
+			errs <- c.Play(ctx, []string{"zh-CN/greeting", "zh-CN/typo"}, false)
+		}))
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := fake.WaitConnections(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	fake.Call(arifake.CallOptions{})
+	if err := <-errs; err == nil || !strings.Contains(err.Error(), "zh-CN/typo") {
+		t.Errorf("Play with an unknown key: %v", err)
+	}
+	for _, r := range fake.Requests() {
+		if strings.HasSuffix(r.Path, "/play") {
+			t.Errorf("a playback was requested: %+v", r)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

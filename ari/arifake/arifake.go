@@ -45,6 +45,9 @@ type Server struct {
 	// MediaDuration says how long one media URI plays (default 200 ms).
 	// Set it before the first call.
 	MediaDuration func(uri string) time.Duration
+	// Missing says a sound file does not exist: its playback starts and
+	// finishes at once with state "failed" (a fake's choice: not recorded).
+	Missing func(uri string) bool
 
 	app, user, pass string
 	srv             *httptest.Server
@@ -689,6 +692,19 @@ func (s *Server) scheduleLocked(pb *playback) {
 	d := 200 * time.Millisecond
 	if s.MediaDuration != nil {
 		d = s.MediaDuration(pb.media[pb.idx])
+	}
+	if s.Missing != nil && s.Missing(pb.media[pb.idx]) {
+		pb.timer = time.AfterFunc(time.Millisecond, func() {
+			s.mu.Lock()
+			if s.closed || pb.state != "playing" || s.playbacks[pb.id] != pb {
+				s.mu.Unlock()
+				return
+			}
+			wait := s.finishLocked(pb, "failed")
+			s.mu.Unlock()
+			wait()
+		})
+		return
 	}
 	pb.timer = time.AfterFunc(d, func() { s.mediaEnded(pb) })
 }

@@ -477,3 +477,21 @@ func TestPlayUnknownKeyWithHasPrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Caller gives up before the answer (transcript early-hangup: CANCEL,
+// ChannelHangupRequest{127}, StasisEnd): Answer reports ErrHungUp.
+func TestEarlyHangup(t *testing.T) {
+	gate := make(chan struct{})
+	errs := make(chan error, 1)
+	h := ari.HandlerFunc(func(ctx context.Context, c ivr.Call) {
+		<-gate
+		errs <- c.Answer(ctx)
+	})
+	e := start(t, h, nil)
+	call := e.fake.Call(arifake.CallOptions{})
+	call.HangUp()
+	close(gate)
+	if err := <-errs; !errors.Is(err, ivr.ErrHungUp) {
+		t.Fatalf("Answer after CANCEL: %v", err)
+	}
+}

@@ -114,6 +114,9 @@ type run struct {
 	log    *slog.Logger
 	caller string // masked
 	other  string // final action besides routing: "callback", "message"
+	// ahead is a key typed ahead that a node read but did not use (a
+	// language node given a menu key): the next input point takes it.
+	ahead byte
 	failed bool   // the last routing decision failed
 }
 
@@ -283,6 +286,10 @@ func (r *run) play(ctx context.Context, step *Step, ids []string, bargeIn bool) 
 	for i, id := range ids {
 		keys[i] = r.key(id)
 	}
+	if bargeIn && r.ahead != 0 {
+		// The caller already typed ahead: the prompt would be cut at once.
+		return nil
+	}
 	step.Prompts = append(step.Prompts, keys...)
 	return r.call.Play(ctx, keys, bargeIn)
 }
@@ -304,6 +311,10 @@ func (r *run) digitKeys(s string) []string {
 
 // read waits for one digit at an input point.
 func (r *run) read(ctx context.Context, timeout time.Duration) (byte, error) {
+	if d := r.ahead; d != 0 {
+		r.ahead = 0
+		return d, nil
+	}
 	if a, ok := r.call.(inputAwaiter); ok {
 		a.awaitInput()
 	}
@@ -427,7 +438,11 @@ func (r *run) language(ctx context.Context, n *Node, step *Step) (string, error)
 			return n.Next, nil
 		}
 	}
-	step.Branch = "other key: " + r.lang
+	// Any other key is a choice typed ahead for the next menu (a caller
+	// who knows the menu presses 1 during the greeting): keep it for the
+	// next input point instead of throwing it away.
+	r.ahead = d
+	step.Branch = "other key kept for the next menu: " + r.lang
 	return n.Next, nil
 }
 

@@ -119,9 +119,14 @@ var defaultPaths = []struct {
 	{name: "0 in the survey reaches a person again", at: "2026-09-30T10:00+08:00", digits: []string{"", "1", "0", "2"},
 		want:  []string{"welcome", "language", "main", "consult", "queue-general", "survey", "agent", "survey", "survey-thanks"},
 		final: "queue:general", end: "hangup", survey: 2},
-	{name: "typed ahead: 1 then 3 at once", at: "2026-09-30T10:00+08:00", digits: []string{"13"},
+	// A key typed during the greeting skips the language choice and goes
+	// to the main menu (the language node keeps it): 3 = suggestion.
+	{name: "typed ahead: 3 during the greeting", at: "2026-09-30T10:00+08:00", digits: []string{"3"},
 		want:  []string{"welcome", "language", "main", "suggestion", "queue-suggestions", "survey", "bye"},
 		final: "queue:suggestions", end: "hangup"},
+	{name: "typed ahead: 9 then 2 (English, complaint)", at: "2026-09-30T10:00+08:00", digits: []string{"92"},
+		want:  []string{"welcome", "language", "main", "complaint", "queue-complaints", "survey", "bye"},
+		final: "queue:complaints", end: "hangup"},
 }
 
 func TestDefaultFlowPaths(t *testing.T) {

@@ -164,7 +164,8 @@ func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
 		}
 		if res.Survey > 0 {
 			e := cases.NewEvent(caseID, cases.EventSurvey)
-			e.Survey = res.Survey
+			// ivr counts 1 = 非常满意; cases store 5 = 非常满意.
+			e.Survey = 6 - res.Survey
 			evs = append(evs, e)
 		}
 	}
@@ -202,4 +203,17 @@ func runARI(ctx context.Context, cfg *Config, h ari.Handler, log *slog.Logger) e
 		return err
 	}
 	return nil
+}
+
+// flowStatus maps a case's status to the short codes a flow's case_lookup
+// node keys its prompts on: received, processing, closed.
+func flowStatus(s cases.Status) string {
+	switch s {
+	case cases.StatusOpened, cases.StatusRouted:
+		return "received"
+	case cases.StatusClosed:
+		return "closed"
+	default:
+		return "processing"
+	}
 }

@@ -86,7 +86,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	cals, err := routing.DefaultCalendars()
+	// Calendars: the embedded years, then <data-dir>/calendars (admins drop
+	// cn-2027.yaml there when the State Council publishes it).
+	cals, err := routing.LoadCalendarsDir(filepath.Join(cfg.DataDir, "calendars"))
 	if err != nil {
 		return err
 	}
@@ -96,6 +98,10 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		Queues:       map[string]bool{},
 		Calendars:    cals,
 		Includes:     ivr.FSIncludes{FS: ivrflows.FS()},
+		// GB/T 33358: no deep menus (at most two key presses to anywhere),
+		// and 0 or silence always reaches a person.
+		MaxKeyPresses: 2,
+		PersonEscape:  true,
 	}
 	for _, d := range routing.DefaultDestinations() {
 		env.Destinations[d.ID] = true

@@ -102,3 +102,19 @@ func keepLogs(t *testing.T, s *server) {
 		}
 	})
 }
+
+// TestTypeAheadDuringGreeting: a caller who knows the menu presses 1 during
+// the greeting; the greeting stops at once (barge-in on the first RFC 4733
+// packet) and the key goes straight to the main menu.
+func TestTypeAheadDuringGreeting(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	r := s.call(t, "--from", "13800138004", "--dtmf", "1", "--dtmf-after", "2s", "--hangup-after", "30s")
+	if !r.heard("zh-CN/greeting", "zh-CN/transferring-agent") || r.heard("zh-CN/main-menu") {
+		t.Fatalf("want greeting cut by the key, then transferring-agent without the menu: %v", r.PromptsHeard)
+	}
+	ms, ok := r.Raw["dtmf_to_next_prompt_ms"].(float64)
+	if !ok || ms <= 0 || ms > 1000 {
+		t.Errorf("dtmf_to_next_prompt_ms = %v; the next prompt should follow the key at once", r.Raw["dtmf_to_next_prompt_ms"])
+	}
+}

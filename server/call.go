@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/cq12345/hotline/ari"
 	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/flows"
 	"github.com/cq12345/hotline/ivr"
@@ -190,30 +189,4 @@ func appealOf(v string) cases.AppealType {
 		return cases.AppealSuggestion
 	}
 	return ""
-}
-
-// runARI runs the Asterisk plane until ctx ends.
-func runARI(ctx context.Context, cfg *Config, h ari.Handler, log *slog.Logger) error {
-	p, err := ari.New(ari.Config{URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword, App: cfg.ARIApp, Logger: log})
-	if err != nil {
-		return err
-	}
-	log.Info("ari plane", "url", cfg.ARIURL, "app", cfg.ARIApp)
-	if err := p.Run(ctx, h); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// flowStatus maps a case's status to the short codes a flow's case_lookup
-// node keys its prompts on: received, processing, closed.
-func flowStatus(s cases.Status) string {
-	switch s {
-	case cases.StatusOpened, cases.StatusRouted:
-		return "received"
-	case cases.StatusClosed:
-		return "closed"
-	default:
-		return "processing"
-	}
 }

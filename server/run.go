@@ -18,6 +18,7 @@ import (
 
 	"github.com/cq12345/hotline/api"
 	"github.com/cq12345/hotline/api/auth"
+	"github.com/cq12345/hotline/ari"
 	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/flows"
 	"github.com/cq12345/hotline/ivr"
@@ -153,7 +154,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		return err
 	}
 	var draining atomic.Bool
-	var plane interface{ ActiveCalls() int }
+	// plane is set once the media plane runs; /healthz reads it meanwhile.
+	var plane atomic.Pointer[activeCaller]
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.New(api.Config{Flows: flowStore, Tokens: tokens, Env: env, Logger: log}))
 	mux.Handle("/metrics", tel.MetricsHandler())
@@ -163,8 +165,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			status, code = "draining", http.StatusServiceUnavailable
 		}
 		calls := 0
-		if plane != nil {
-			calls = plane.ActiveCalls()
+		if p := plane.Load(); p != nil {
+			calls = (*p).ActiveCalls()
 		}
 		_, ver := live.Current(FlowID)
 		w.Header().Set("Content-Type", "application/json")
@@ -201,7 +203,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		plane = srv
+		var ac activeCaller = srv
+		plane.Store(&ac)
 		<-ctx.Done()
 		draining.Store(true)
 		log.Info("draining", "calls", srv.ActiveCalls(), "grace", cfg.DrainGrace.String())
@@ -211,7 +214,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Info("drained")
 		return nil
 	case "ari":
-		return runARI(ctx, cfg, calls, log)
+		p, err := ari.New(ari.Config{
+			URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword, App: cfg.ARIApp,
+			HasPrompt: func(k string) bool { _, ok := lib.Frames(k, prompts.PCMA); return ok },
+			Logger:    log,
+		})
+		if err != nil {
+			return err
+		}
+		var ac activeCaller = p
+		plane.Store(&ac)
+		log.Info("ari plane", "url", cfg.ARIURL, "app", cfg.ARIApp)
+		// On SIGTERM the plane hands live calls back to the dialplan.
+		if err := p.Run(ctx, calls); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown plane %q", cfg.Plane)
 }
@@ -288,6 +306,9 @@ func openCases(ctx context.Context, cfg *Config, db *sqldb.DB, cals *routing.Cal
 	}
 	return cases.NewDurable(sqlStore, cases.DurableConfig{Journal: j, Keys: prot.Keys, Log: log})
 }
+
+// activeCaller is what /healthz asks a plane.
+type activeCaller interface{ ActiveCalls() int }
 
 // caseLookup lets a flow's case-number node find cases in the store.
 type caseLookup struct{ store cases.Store }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -137,7 +138,11 @@ func (g *guard) check(raw []byte) verdict {
 		}
 		return reject(400, "Bad Request", "malformed Request-URI")
 	}
-	if strings.ContainsAny(uri, "<>?") {
+	hostPart := uri
+	if i := strings.LastIndexByte(uri, '@'); i >= 0 {
+		hostPart = uri[i+1:] // '?' is legal in the user part
+	}
+	if strings.ContainsAny(uri, "<>") || strings.ContainsRune(hostPart, '?') {
 		// Headers are not allowed in a Request-URI (RFC 3261 §19.1.1,
 		// RFC 4475 §3.1.2.11), nor are angle brackets (§3.1.2.7).
 		return reject(400, "Bad Request", "Request-URI with headers or brackets")
@@ -295,6 +300,9 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			_, _ = c.PacketConn.WriteTo(v.resp, addr)
 		}
 		if !v.drop {
+			if m, ok := forceRport(b[:n], len(b)); ok {
+				n = copy(b, m)
+			}
 			return n, addr, nil
 		}
 	}
@@ -314,6 +322,10 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 	}
 	return &guardedConn{Conn: c, g: l.g}, nil
 }
+
+// streamLinger is how long a stream whose framing broke stays open for the
+// answers to the requests before the break.
+const streamLinger = 250 * time.Millisecond
 
 // maxStreamMessage bounds one message on a stream (headers and body).
 const maxStreamMessage = 64 << 10
@@ -353,6 +365,9 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 				_, _ = c.Conn.Write(v.resp)
 			}
 			c.in, c.eof = nil, true
+			// Let sipgo finish answering the messages before this one:
+			// it closes the connection as soon as Read reports EOF.
+			time.Sleep(streamLinger)
 			continue
 		}
 		if ok {
@@ -376,6 +391,14 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 		if err != nil {
 			if n > 0 {
 				continue
+			}
+			if len(bytes.Trim(c.in, "\r\n")) > 0 {
+				// The peer closed its side inside a message: answer what
+				// can be answered (RFC 4475 §3.1.2.2 on a stream).
+				if v := c.g.check(c.in); v.resp != nil {
+					_, _ = c.Conn.Write(v.resp)
+				}
+				c.in = nil
 			}
 			return 0, err
 		}
@@ -423,9 +446,8 @@ func frameMessage(in []byte) (msg, rest, fatal []byte, ok bool) {
 }
 
 // contentLength reads the Content-Length of a stream message: RFC 3261
-// §18.3 makes it mandatory on streams; a missing one is taken as 0, as
-// liberal peers (RFC 2543 style, RFC 4475 §3.4.1) often omit it on empty
-// bodies.
+// §18.3 makes it mandatory on streams, and without it the message's end is
+// unknown (RFC 4475 §3.4.1's RFC 2543-style INVITE gets 400 on TCP).
 func contentLength(hdrs []rawHeader) (int, error) {
 	cl := -1
 	for _, h := range hdrs {
@@ -438,5 +460,59 @@ func contentLength(hdrs []rawHeader) (int, error) {
 		}
 		cl = n
 	}
-	return max(cl, 0), nil
+	if cl < 0 {
+		return 0, errFraming
+	}
+	return cl, nil
+}
+
+// forceRport adds an empty rport parameter to the top Via of a UDP request
+// that has none, so that responses go back to the source port (RFC 3581
+// §4), as Asterisk's force_rport and Kamailio's force_rport() do: callers
+// behind NAT, and any peer whose Via names a port it does not listen on,
+// still get their answers. It returns false when nothing changed or the
+// result would not fit in limit bytes.
+func forceRport(msg []byte, limit int) ([]byte, bool) {
+	if bytes.HasPrefix(msg, []byte("SIP/")) {
+		return nil, false
+	}
+	i := 0
+	for i < len(msg) {
+		j := bytes.IndexByte(msg[i:], '\n')
+		if j < 0 {
+			return nil, false
+		}
+		line := msg[i : i+j]
+		i += j + 1
+		if len(bytes.TrimRight(line, "\r")) == 0 {
+			return nil, false // end of headers, no Via
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		n := strings.ToLower(strings.TrimSpace(string(name)))
+		if n != "via" && n != "v" {
+			continue
+		}
+		valStart := i - j - 1 + len(name) + 1
+		end := bytes.IndexByte(value, ',')
+		if end < 0 {
+			end = len(bytes.TrimRight(value, "\r"))
+		}
+		first := value[:end]
+		if bytes.Contains(bytes.ToLower(first), []byte("rport")) {
+			return nil, false
+		}
+		at := valStart + len(bytes.TrimRight(first, " \t"))
+		if len(msg)+6 > limit {
+			return nil, false
+		}
+		out := make([]byte, 0, len(msg)+6)
+		out = append(out, msg[:at]...)
+		out = append(out, ";rport"...)
+		out = append(out, msg[at:]...)
+		return out, true
+	}
+	return nil, false
 }

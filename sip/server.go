@@ -176,7 +176,20 @@ type levelFilter struct {
 func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= f.min && f.h.Enabled(ctx, l)
 }
-func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
+
+// Handle drops sipgo's "data" attribute (a whole raw message) and keeps
+// the rest.
+func (f levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "data" || a.Key == "msg" {
+			a = slog.String(a.Key, "[redacted]")
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return f.h.Handle(ctx, out)
+}
 func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{h: f.h.WithAttrs(a), min: f.min}
 }
@@ -205,7 +218,11 @@ func (s *Server) Start(ctx context.Context) error {
 		sipgo.WithUserAgent(s.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(s.addr.Addr().String()),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(lg)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(lg),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {
+				// A stray response (a retransmission, or one sent to us by
+				// mistake): RFC 3261 §18.1.2 lets the core drop it.
+			})),
 	)
 	if err != nil {
 		_ = udp.Close()
@@ -368,7 +385,17 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, status int,
 	if status == 405 || status == 501 {
 		res.AppendHeader(sip.NewHeader("Allow", allowedMethods))
 	}
-	if err := tx.Respond(res); err != nil {
+	err := tx.Respond(res)
+	if errors.Is(err, sip.ErrUDPMTUCongestion) && s.udp != nil {
+		// sipgo refuses UDP messages over 1300 bytes (RFC 3261 §18.1.1 is
+		// about requests); a response has no other way back, so send it
+		// as is and let IP fragment it.
+		var dst *net.UDPAddr
+		if dst, err = net.ResolveUDPAddr("udp", res.Destination()); err == nil {
+			_, err = s.udp.WriteTo([]byte(res.String()), dst)
+		}
+	}
+	if err != nil {
 		s.log.Debug("respond failed", "status", status, "error", err)
 	}
 }
@@ -420,12 +447,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 503, "Service Unavailable", sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds()))))
 		return
 	}
-	dialled, ok := routing.HotlineNumber(calledUser(req))
-	if !ok {
-		s.record("not_found")
-		s.respond(req, tx, 404, "Not Found")
-		return
-	}
 	if !acceptsSDP(req) {
 		s.record("not_acceptable")
 		s.respond(req, tx, 406, "Not Acceptable", sip.NewHeader("Warning", `399 hotline "our answer is application/sdp"`))
@@ -450,6 +471,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		offer = o
+	}
+	// The number is checked after the body (RFC 4475 §3.3.6 and §3.3.15
+	// expect 415 and 406 whatever the Request-URI).
+	dialled, ok := routing.HotlineNumber(calledUser(req))
+	if !ok {
+		s.record("not_found")
+		s.respond(req, tx, 404, "Not Found")
+		return
 	}
 	if req.Contact() == nil {
 		s.record("bad_request")

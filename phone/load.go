@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,10 +18,15 @@ import (
 // LoadConfig describes a load run: Calls calls started at Rate per second,
 // each held Hold after its answer with RTP both ways, then ended by BYE.
 type LoadConfig struct {
-	Dial  DialOptions // template: every call dials the same
-	Calls int
-	Rate  float64       // calls started per second
-	Hold  time.Duration // from the answer to our BYE
+	Dial DialOptions // template: every call dials the same
+	// FromStep numbers the callers: call i comes from Dial.From + i*FromStep
+	// (when From is all digits), so that a server's per-caller limits
+	// (abuse detection) do not see one caller dialling N times. 0: all calls
+	// come from Dial.From.
+	FromStep int64
+	Calls    int
+	Rate     float64       // calls started per second
+	Hold     time.Duration // from the answer to our BYE
 	// Optional DTMF: each call sends Digits as Script does.
 	Digits     []byte
 	DTMFMode   string
@@ -48,22 +54,26 @@ type LoadReport struct {
 	Failures map[string]int `json:"failures"`
 	// Calls answered that did not end with our BYE (the far end hung up
 	// early, or our BYE failed).
-	EndedEarly      int            `json:"ended_early"`
-	EndedBy         map[string]int `json:"ended_by"`
-	SetupLatency    Summary        `json:"setup_latency_ms"`
-	SetupRate       float64        `json:"setup_rate"` // answers per second while setting up
-	MaxConcurrent   int64          `json:"max_concurrent"`
-	Interarrival    Summary        `json:"interarrival_ms"`
-	PacketsRecv     uint64         `json:"packets_received"`
-	PacketsLost     uint64         `json:"packets_lost"`
-	LossRatio       float64        `json:"loss_ratio"`
-	PacketsSent     uint64         `json:"packets_sent"`
-	DTMFToNext      *Summary       `json:"dtmf_to_next_prompt_ms,omitempty"`
-	DTMFNoNext      int            `json:"dtmf_without_next_prompt,omitempty"`
-	CPUUserMS       int64          `json:"cpu_user_ms"`
-	CPUSystemMS     int64          `json:"cpu_system_ms"`
-	CPUPerCallMinMS float64        `json:"cpu_ms_per_call_minute"`
-	DurationMS      int64          `json:"duration_ms"`
+	EndedEarly    int            `json:"ended_early"`
+	EndedBy       map[string]int `json:"ended_by"`
+	SetupLatency  Summary        `json:"setup_latency_ms"`
+	SetupRate     float64        `json:"setup_rate"` // answers per second while setting up
+	MaxConcurrent int64          `json:"max_concurrent"`
+	Interarrival  Summary        `json:"interarrival_ms"`
+	PacketsRecv   uint64         `json:"packets_received"`
+	PacketsLost   uint64         `json:"packets_lost"`
+	LossRatio     float64        `json:"loss_ratio"`
+	PacketsSent   uint64         `json:"packets_sent"`
+	DTMFToNext    *Summary       `json:"dtmf_to_next_prompt_ms,omitempty"`
+	DTMFNoNext    int            `json:"dtmf_without_next_prompt,omitempty"`
+	// Live heap of callsim (runtime/metrics, sampled twice a second): the
+	// peak, and the peak divided by the peak of concurrent calls.
+	HeapPeakBytes    uint64  `json:"heap_peak_bytes"`
+	HeapPerCallBytes uint64  `json:"heap_per_call_bytes"`
+	CPUUserMS        int64   `json:"cpu_user_ms"`
+	CPUSystemMS      int64   `json:"cpu_system_ms"`
+	CPUPerCallMinMS  float64 `json:"cpu_ms_per_call_minute"`
+	DurationMS       int64   `json:"duration_ms"`
 }
 
 // Load runs a load test and returns its report. progress, when not nil, is
@@ -93,22 +103,29 @@ func (p *Phone) Load(ctx context.Context, cfg LoadConfig, progress func(LoadProg
 	setups = make([]time.Duration, 0, cfg.Calls)
 	stopProgress := make(chan struct{})
 	var progressDone sync.WaitGroup
-	if progress != nil {
-		progressDone.Add(1)
-		go func() {
-			defer progressDone.Done()
-			t := time.NewTicker(500 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-t.C:
+	var heapPeak uint64
+	progressDone.Add(1)
+	go func() {
+		defer progressDone.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		for {
+			select {
+			case <-t.C:
+				if progress != nil {
 					progress(LoadProgress{Started: started.Load(), Up: up.Load(), Failed: failed.Load(), Ended: ended.Load(), Elapsed: time.Since(start)})
-				case <-stopProgress:
-					return
 				}
+				metrics.Read(sample)
+				if sample[0].Value.Kind() == metrics.KindUint64 {
+					h := sample[0].Value.Uint64()
+					heapPeak = max(heapPeak, h)
+				}
+			case <-stopProgress:
+				return
 			}
-		}()
-	}
+		}
+	}()
 	script := Script{
 		Digits: cfg.Digits, DTMFMode: cfg.DTMFMode, DTMFAfter: cfg.DTMFAfter, DTMFAnchor: cfg.DTMFAnchor,
 		HangupAfter: cfg.Hold, Send: cfg.Send,
@@ -134,9 +151,11 @@ launch:
 		}
 		started.Add(1)
 		wg.Add(1)
+		dial := cfg.Dial
+		dial.From = nthCaller(cfg.Dial.From, int64(i)*cfg.FromStep)
 		go func() {
 			defer wg.Done()
-			r := p.Run(ctx, cfg.Dial, script)
+			r := p.Run(ctx, dial, script)
 			if r.Answered {
 				up.Add(-1)
 			} else {
@@ -195,6 +214,10 @@ launch:
 		rep.SetupRate = float64(rep.SetupsOK) / span.Seconds()
 	}
 	rep.MaxConcurrent = maxUp.Load()
+	rep.HeapPeakBytes = heapPeak
+	if rep.MaxConcurrent > 0 {
+		rep.HeapPerCallBytes = heapPeak / uint64(rep.MaxConcurrent)
+	}
 	rep.Interarrival = iat.Summary()
 	if total := rep.PacketsRecv + rep.PacketsLost; total > 0 {
 		rep.LossRatio = float64(rep.PacketsLost) / float64(total)
@@ -210,6 +233,23 @@ launch:
 	}
 	rep.DurationMS = time.Since(start).Milliseconds()
 	return rep
+}
+
+// nthCaller adds n to a number made of digits, keeping its length (it
+// wraps around instead of growing).
+func nthCaller(from string, n int64) string {
+	if n == 0 || from == "" || len(from) > 18 {
+		return from
+	}
+	v, err := strconv.ParseInt(from, 10, 64)
+	if err != nil || v < 0 {
+		return from
+	}
+	mod := int64(1)
+	for range len(from) {
+		mod *= 10
+	}
+	return fmt.Sprintf("%0*d", len(from), (v+n)%mod)
 }
 
 type cpuUsage struct{ user, sys time.Duration }
@@ -246,7 +286,7 @@ func (r *LoadReport) WriteText(w io.Writer) error {
 			return err
 		}
 	}
-	_, err = fmt.Fprintf(w, "callsim CPU: user %.1f s, system %.1f s (%.1f ms per call-minute)\n",
-		float64(r.CPUUserMS)/1000, float64(r.CPUSystemMS)/1000, r.CPUPerCallMinMS)
+	_, err = fmt.Fprintf(w, "callsim CPU: user %.1f s, system %.1f s (%.1f ms per call-minute); heap peak %.1f MiB (%.1f KiB per call)\n",
+		float64(r.CPUUserMS)/1000, float64(r.CPUSystemMS)/1000, r.CPUPerCallMinMS, float64(r.HeapPeakBytes)/(1<<20), float64(r.HeapPerCallBytes)/1024)
 	return err
 }

@@ -59,3 +59,20 @@ func TestSeqCounter(t *testing.T) {
 		})
 	}
 }
+
+func TestNthCaller(t *testing.T) {
+	for _, tc := range []struct {
+		from string
+		n    int64
+		want string
+	}{
+		{"13800138000", 0, "13800138000"},
+		{"13800138000", 1999, "13800139999"},
+		{"99", 3, "02"},
+		{"sip-user", 5, "sip-user"},
+	} {
+		if got := nthCaller(tc.from, tc.n); got != tc.want {
+			t.Errorf("nthCaller(%q, %d) = %q, want %q", tc.from, tc.n, got, tc.want)
+		}
+	}
+}

@@ -75,6 +75,7 @@ type loadCmd struct {
 	Rate         float64       `default:"50" help:"Calls started per second."`
 	Hold         time.Duration `default:"30s" help:"How long each call is held after its answer."`
 	MediaSockets int           `default:"32" help:"RTP sockets in callsim's pool."`
+	FromStep     int64         `default:"1" help:"Call i comes from --from + i*step (0: all from --from), so that per-caller limits do not trip."`
 }
 
 func main() {
@@ -228,7 +229,7 @@ func (c *loadCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout, std
 				lp.Up, lp.Started, c.Calls, lp.Failed, lp.Ended, lp.Elapsed.Seconds())
 		}
 	}
-	cfg := phone.LoadConfig{Dial: o, Calls: c.Calls, Rate: c.Rate, Hold: c.Hold, Digits: digits,
+	cfg := phone.LoadConfig{Dial: o, FromStep: c.FromStep, Calls: c.Calls, Rate: c.Rate, Hold: c.Hold, Digits: digits,
 		DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFAnchor: c.DTMFOn, Send: c.send()}
 	r := p.Load(ctx, cfg, progress)
 	if tty {

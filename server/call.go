@@ -56,6 +56,8 @@ func (h *callHandler) ServeCall(ctx context.Context, c ivr.Call) {
 	}
 	if res != nil {
 		span.SetAttributes(attribute.String("ivr.end", res.End), attribute.String("ivr.final", res.Final.Kind+" "+res.Final.ID))
+		log.Info("ivr ended", "flow", FlowID, "flow_version", version, "end", res.End,
+			"final", res.Final.Kind+" "+res.Final.ID, "nodes", len(res.Path))
 	}
 	cc.finish(ctx, res, err)
 }

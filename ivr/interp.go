@@ -329,6 +329,13 @@ func (r *run) value(name string) string {
 		return r.call.Info().Dialled
 	case "lang":
 		return r.lang
+	case "case_number_own":
+		// The number of the case this call opened, when the media plane's
+		// call knows it (hotlined's calls do): "您的工单号是…".
+		if c, ok := r.call.(caseNumberer); ok {
+			return c.CaseNumber()
+		}
+		return ""
 	}
 	return r.vars[name]
 }
@@ -544,7 +551,17 @@ func (r *run) branch(n *Node, step *Step) string {
 	return n.Default
 }
 
+// caseNumberer is implemented by calls that opened a case: the flow can
+// read its number out through the variable case_number_own.
+type caseNumberer interface{ CaseNumber() string }
+
 func (r *run) say(ctx context.Context, n *Node, step *Step) (string, error) {
+	if n.Var == "case_number_own" && r.value(n.Var) == "" {
+		// No case number yet (the store and its number reserve were both
+		// away): announcing "your case number is" and nothing would confuse.
+		step.Branch = "no case number"
+		return n.Next, nil
+	}
 	if err := r.play(ctx, step, n.Prompts, false); err != nil {
 		return "", err
 	}

@@ -33,7 +33,7 @@ var (
 )
 
 // Variables every call has without a set node.
-var builtinVars = map[string]bool{"caller": true, "dialled": true, "lang": true}
+var builtinVars = map[string]bool{"caller": true, "dialled": true, "lang": true, "case_number_own": true}
 
 // Fields each kind accepts besides kind and description.
 var kindFields = map[string][]string{

@@ -72,6 +72,16 @@ type caseCall struct {
 	mu       sync.Mutex
 	answered time.Time
 	caseID   string
+	number   string
+}
+
+// CaseNumber is the number of the case the call opened ("" before the
+// answer, or while only journaled without a reserved number): the flow
+// reads it out as the variable case_number_own.
+func (c *caseCall) CaseNumber() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.number
 }
 
 func (c *caseCall) Answer(ctx context.Context) error {
@@ -95,7 +105,7 @@ func (c *caseCall) Answer(ctx context.Context) error {
 		c.log.Error("case not opened", "err", err)
 		return nil
 	}
-	c.caseID = cs.ID
+	c.caseID, c.number = cs.ID, cs.Number
 	c.log.Info("case opened", "case", cs.Number)
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("case.number", cs.Number))
 	return nil

@@ -1,9 +1,22 @@
-// Command callsim is hotline's SIP test phone and load generator.
+// Command callsim is hotline's SIP test phone and load generator, on sipgo
+// and the media engine (the work is done by package phone; this command
+// parses flags and prints).
 //
-//	callsim call --target 127.0.0.1:5060 --to 12345 --from 13800138000 --dtmf 1 --json
-//	callsim load --target 127.0.0.1:5060 --calls 2000 --rate 200 --hold 30s --json
+//	callsim call  --target 127.0.0.1:5060 --to 12345 --from 13800138000 \
+//	              --dtmf 1 --dtmf-on zh-CN/main-menu --dtmf-after 1s --hangup-after 30s --json
+//	callsim load  --target 127.0.0.1:5060 --calls 2000 --rate 500 --hold 30s --json
+//	callsim line  --listen 127.0.0.1:5070 --number 12315 --play en/digit-5 --json
+//	callsim agent --target 127.0.0.1:5060 --user 1001 --password … --answer-after 2s --talk 20s --json
 //
-// The work is done by package phone; this file only parses flags and prints.
+// call prints one JSON object (schema: phone/report.schema.json) and exits
+// 1 when an expectation fails: by default the call must be answered (or,
+// with --cancel-after, cancelled); --expect-status and --expect-prompt
+// (repeatable, in order) add to that. load prints one JSON object (schema:
+// phone/load.schema.json) and exits 1 when a setup failed; on a terminal it
+// shows a live progress line on stderr. line and agent print one report
+// per call (JSON lines with --json) until interrupted or --calls calls have
+// ended. Exit status 2 is a usage error. Caller numbers are masked
+// everywhere, the JSON included.
 package main
 
 import (

@@ -157,7 +157,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.guard = &guard{parser: sip.NewParser(), onReject: func(status int, why string) {
 		s.log.Debug("request rejected before parsing", "status", status, "why", why)
-		s.metrics.calls.Add(context.Background(), 0) // keep the instrument live
 	}}
 	return s, nil
 }

@@ -17,6 +17,11 @@ import (
 	"github.com/cq12345/hotline/prompts"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.uber.org/goleak"
 )
 
@@ -132,6 +137,12 @@ func TestCallPromptsDigitsBye(t *testing.T) {
 	}
 	results := make(chan result, 8)
 	var info ivr.CallInfo
+	spans := tracetest.NewSpanRecorder()
+	reader := sdkmetric.NewManualReader()
+	telemetryOpt := func(_ *media.Config, c *Config) {
+		c.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+		c.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	}
 	srv := startServer(t, func(ctx context.Context, c ivr.Call) {
 		info = c.Info()
 		if err := c.Answer(ctx); err != nil {
@@ -149,7 +160,7 @@ func TestCallPromptsDigitsBye(t *testing.T) {
 		<-c.Done()
 		_, err = c.ReadDigit(ctx, time.Second)
 		results <- result{what: "after-bye", err: err}
-	})
+	}, telemetryOpt)
 	u := newUAC(t, srv.Addr(), "udp")
 	res := u.invite(hotlineURI, nil, "application/sdp", u.offerSDP("a=sendrecv"))
 	if res.StatusCode != 200 {
@@ -231,6 +242,79 @@ func TestCallPromptsDigitsBye(t *testing.T) {
 		t.Fatalf("after bye: %+v", r)
 	}
 	waitFor(t, "call released", 2*time.Second, func() bool { return srv.ActiveCalls() == 0 })
+	checkTelemetry(t, spans, reader)
+}
+
+// checkTelemetry: one "call" span with an "answer" child, the caller masked
+// everywhere; metrics count the call and both DTMF modes.
+func checkTelemetry(t *testing.T, spans *tracetest.SpanRecorder, reader *sdkmetric.ManualReader) {
+	t.Helper()
+	var call, answer sdktrace.ReadOnlySpan
+	for _, s := range spans.Ended() {
+		for _, a := range s.Attributes() {
+			if strings.Contains(a.Value.Emit(), "13800138000") {
+				t.Errorf("span %s attribute %s carries the unmasked caller", s.Name(), a.Key)
+			}
+		}
+		for _, e := range s.Events() {
+			for _, a := range e.Attributes {
+				if strings.Contains(a.Value.Emit(), "13800138000") {
+					t.Errorf("span %s event %s carries the unmasked caller", s.Name(), e.Name)
+				}
+			}
+		}
+		switch s.Name() {
+		case "call":
+			call = s
+		case "answer":
+			answer = s
+		}
+	}
+	if call == nil || answer == nil {
+		t.Fatalf("spans: call %v answer %v", call != nil, answer != nil)
+	}
+	if answer.Parent().SpanID() != call.SpanContext().SpanID() {
+		t.Error("answer is not a child of call")
+	}
+	var masked bool
+	for _, a := range call.Attributes() {
+		if a.Key == "call.caller" && a.Value.AsString() == "138****8000" {
+			masked = true
+		}
+	}
+	if !masked {
+		t.Errorf("call span lacks the masked caller: %v", call.Attributes())
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					key := m.Name
+					for _, k := range []attribute.Key{"outcome", "mode"} {
+						if v, ok := p.Attributes.Value(k); ok {
+							key += "{" + v.AsString() + "}"
+						}
+					}
+					got[key] += p.Value
+				}
+			}
+		}
+	}
+	want := map[string]int64{
+		"hotline.calls.active": 0, "hotline.calls{completed}": 1,
+		"hotline.dtmf.received{rfc4733}": 1, "hotline.dtmf.received{info}": 1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("metric %s = %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
 }
 
 // TestHangupFromHandler: the IVR hangs up, the caller gets a BYE.

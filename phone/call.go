@@ -70,6 +70,7 @@ type PromptStart struct {
 type dialog interface {
 	Bye(ctx context.Context) error
 	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	WriteRequest(req *sip.Request) error
 	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
 	Close() error
 }
@@ -108,13 +109,14 @@ type Call struct {
 	rxDTMF    uint64
 	iatCounts bool
 
-	mu      sync.Mutex
-	dtmf    []DTMFSent
-	sdpVer  uint64
-	ended   chan struct{}
-	endedBy string
-	endErr  error
-	endAt   time.Time
+	mu        sync.Mutex
+	dtmf      []DTMFSent
+	reinvites []ReinviteResult
+	sdpVer    uint64
+	ended     chan struct{}
+	endedBy   string
+	endErr    error
+	endAt     time.Time
 }
 
 func (p *Phone) newCall(id, role string, o DialOptions) *Call {
@@ -495,6 +497,64 @@ func (c *Call) sendInfo(ctx context.Context, digit byte, dur time.Duration) erro
 	}
 	if !res.IsSuccess() {
 		return fmt.Errorf("phone: INFO: %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// ReinviteResult is one re-INVITE we sent.
+type ReinviteResult struct {
+	Direction string    `json:"direction"`
+	Status    int       `json:"status"`
+	At        time.Time `json:"-"`
+	AtMS      int64     `json:"at_ms"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Reinvite sends a re-INVITE with our SDP in the given direction: sendonly
+// puts the far end on hold (RFC 3264 section 8.4; we keep sending),
+// sendrecv takes it off hold or just refreshes the session. It waits for
+// the final response and ACKs a 2xx.
+func (c *Call) Reinvite(ctx context.Context, direction string) error {
+	res := ReinviteResult{Direction: direction, At: time.Now()}
+	err := c.reinviteOut(ctx, direction, &res.Status)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	c.mu.Lock()
+	c.reinvites = append(c.reinvites, res)
+	c.mu.Unlock()
+	return err
+}
+
+func (c *Call) reinviteOut(ctx context.Context, direction string, status *int) error {
+	body, err := c.sdp([]prompts.Codec{c.Codec}, uint8(c.rxDTMFPT.Load()), direction)
+	if err != nil {
+		return err
+	}
+	req := sip.NewRequest(sip.INVITE, c.remoteTarget())
+	ct := sip.ContentTypeHeader("application/sdp")
+	req.AppendHeader(&ct)
+	req.AppendHeader(c.contact.Clone())
+	req.SetBody(body)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("phone: re-INVITE: %w", err)
+	}
+	*status = res.StatusCode
+	if !res.IsSuccess() {
+		return fmt.Errorf("phone: re-INVITE: %d %s", res.StatusCode, res.Reason)
+	}
+	// The ACK of a re-INVITE's 2xx: same CSeq number, method ACK (RFC 3261
+	// 13.2.2.4); the dialog fills From, To, Call-ID and CSeq.
+	ack := sip.NewRequest(sip.ACK, c.remoteTarget())
+	ack.AppendHeader(c.contact.Clone())
+	if err := c.dlg.WriteRequest(ack); err != nil {
+		return fmt.Errorf("phone: ACK of re-INVITE: %w", err)
+	}
+	if md, err := ParseSDP(res.Body()); err == nil && md.Addr != c.Remote.Addr {
+		c.sess.SetRemote(md.Addr)
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ func TestCallEndToEnd(t *testing.T) {
 		endedBy  string
 		uasGot   []string
 		complete []bool
+		holds    []string
 	}{
 		{
 			name:      "rfc4733 barge-in, far end hangs up",
@@ -78,6 +79,16 @@ func TestCallEndToEnd(t *testing.T) {
 			heard:   []string{"en/digit-5", "en/digit-3"},
 			endedBy: EndedRemote,
 			uasGot:  []string{"rfc4733:3"},
+		},
+		{
+			name:   "hold and unhold by re-INVITE keep the call",
+			dial:   DialOptions{To: "12345", From: "13800138000"},
+			script: Script{HoldAfter: 300 * time.Millisecond, HoldFor: 300 * time.Millisecond, HangupAfter: 1200 * time.Millisecond},
+			status: 200, answered: true, codec: "PCMA",
+			heard:    []string{"en/digit-5", "en/message-saved"},
+			complete: []bool{true, false},
+			endedBy:  EndedLocal,
+			holds:    []string{"sendonly", "sendrecv"},
 		},
 		{
 			name:    "cancel before answer",
@@ -117,6 +128,17 @@ func TestCallEndToEnd(t *testing.T) {
 				}
 				if !slices.Equal(got, tc.complete) {
 					t.Errorf("complete %v, want %v", got, tc.complete)
+				}
+			}
+			if got := uas.reinvites(); !slices.Equal(got, tc.holds) {
+				t.Errorf("UAS got re-INVITEs %v, want %v", got, tc.holds)
+			}
+			if len(r.Reinvites) != len(tc.holds) {
+				t.Errorf("reinvites reported: %+v", r.Reinvites)
+			}
+			for _, ri := range r.Reinvites {
+				if ri.Status != 200 || ri.Error != "" {
+					t.Errorf("re-INVITE %+v", ri)
 				}
 			}
 			if got := uas.received(); !slices.Equal(got, tc.uasGot) {

@@ -32,9 +32,11 @@ import (
 //     again from further back: a replay).
 //  3. Heard. A run of P is heard
 //     - completely when it matched at least 80 % of U(P) (loss up to 20 %);
-//     - cut (barge-in, hang-up) when it starts at P's beginning (its first
-//     rank is 0, 1 or 2), it matched at least min(5, U(P)) frames, and at
-//     least 80 % of the ranks between its first and last are matched.
+//     - cut (barge-in, hang-up, hold) when it starts at P's beginning (its
+//     first rank is 0, 1 or 2) and its opening stretch matched at least
+//     min(5, U(P)) frames and at least 80 % of the ranks it spans. The
+//     opening stretch ends at the first jump of more than 10 ranks (200 ms
+//     of the prompt missing: a hold, not loss), or with the run.
 //     Runs that are neither are reported in the details but not heard.
 //     Silence alone matches nothing, so it is never heard.
 //  4. Start time. A run's start is the arrival time of the prompt's first
@@ -50,6 +52,7 @@ const (
 	cutDensity     = 0.8
 	cutMaxFirst    = 2
 	cutMinFrames   = 5
+	openingGap     = 10
 	arrivalRingLen = 128 // power of two
 	framePeriod    = 20 * time.Millisecond
 )
@@ -150,8 +153,12 @@ type run struct {
 	firstRank int32
 	lastRank  int32
 	matched   int32
-	start     time.Time
-	seen      []uint64 // bit per rank
+	// the opening stretch (rule 3)
+	openMatched int32
+	openLast    int32
+	openClosed  bool
+	start       time.Time
+	seen        []uint64 // bit per rank
 }
 
 type arrival struct {
@@ -210,6 +217,14 @@ func (r *Recogniser) Feed(seq uint16, payload []byte, at time.Time) {
 		}
 		r.cur.seen[w] |= b
 		r.cur.matched++
+		if !r.cur.openClosed {
+			if ref.rank > r.cur.lastRank+openingGap {
+				r.cur.openClosed = true
+			} else {
+				r.cur.openMatched++
+				r.cur.openLast = max(r.cur.openLast, ref.rank)
+			}
+		}
 		r.cur.firstRank = min(r.cur.firstRank, ref.rank)
 		r.cur.lastRank = max(r.cur.lastRank, ref.rank)
 		return
@@ -221,7 +236,7 @@ func (r *Recogniser) Feed(seq uint16, payload []byte, at time.Time) {
 		start = time.Unix(0, a.at)
 	}
 	u := r.idx.unique[ref.prompt]
-	r.cur = run{prompt: ref.prompt, firstRank: ref.rank, lastRank: ref.rank, matched: 1, start: start, seen: make([]uint64, u/64+1)}
+	r.cur = run{prompt: ref.prompt, firstRank: ref.rank, lastRank: ref.rank, matched: 1, openMatched: 1, openLast: ref.rank, start: start, seen: make([]uint64, u/64+1)}
 	r.cur.seen[ref.rank/64] |= 1 << (ref.rank % 64)
 	r.active = true
 	if len(r.runs) == 0 {
@@ -247,9 +262,9 @@ func (r *Recogniser) closeRun() {
 	pr.FirstRank = int(c.firstRank)
 	pr.LastRank = int(c.lastRank)
 	pr.Complete = u > 0 && float64(c.matched) >= completeShare*float64(u)
-	span := int(c.lastRank-c.firstRank) + 1
-	cut := c.firstRank <= cutMaxFirst && int(c.matched) >= min(cutMinFrames, u) &&
-		float64(c.matched) >= cutDensity*float64(span)
+	span := int(c.openLast-c.firstRank) + 1
+	cut := c.firstRank <= cutMaxFirst && int(c.openMatched) >= min(cutMinFrames, u) &&
+		float64(c.openMatched) >= cutDensity*float64(span)
 	pr.Heard = pr.Complete || cut
 	r.active = false
 	r.cur = run{}

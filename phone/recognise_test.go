@@ -99,6 +99,12 @@ func TestRecogniser(t *testing.T) {
 				complete: []bool{true, false, true},
 			},
 			{
+				name:     "greeting with a hold in the middle (40 %, gap, rest)",
+				stream:   streamOf(t0, 100, greeting[:len(greeting)*4/10], greeting[len(greeting)*7/10:]),
+				heard:    []string{"zh-CN/greeting"},
+				complete: []bool{false},
+			},
+			{
 				name:   "silence alone",
 				stream: streamOf(t0, 0, silence(codec, 500)),
 				heard:  []string{},

@@ -27,6 +27,10 @@ type Script struct {
 	// HangupAfter sends BYE this long after the answer (0: wait for the
 	// far end's BYE or the context).
 	HangupAfter time.Duration
+	// HoldAfter, when set, puts the far end on hold (re-INVITE, sendonly)
+	// this long after the answer, and HoldFor later takes it off hold
+	// (re-INVITE, sendrecv; HoldFor 0: stays on hold).
+	HoldAfter, HoldFor time.Duration
 	// OnAnswered, when set, is called once the call is answered.
 	OnAnswered func()
 	// Play lists prompt keys played to the far end once answered, before
@@ -65,9 +69,11 @@ type Report struct {
 	// packet, or the INFO request) to the first received packet of the next
 	// prompt; null when no digit was sent or no prompt followed.
 	DTMFToNextPromptMS *float64 `json:"dtmf_to_next_prompt_ms"`
-	EndedBy            string   `json:"ended_by"`
-	DurationMS         int64    `json:"duration_ms"`
-	Error              string   `json:"error,omitempty"`
+	// Reinvites are the re-INVITEs we sent (hold, unhold).
+	Reinvites  []ReinviteResult `json:"reinvites"`
+	EndedBy    string           `json:"ended_by"`
+	DurationMS int64            `json:"duration_ms"`
+	Error      string           `json:"error,omitempty"`
 
 	iat        *Histogram
 	answeredAt time.Time
@@ -154,6 +160,12 @@ func (c *Call) script(ctx context.Context, s Script) error {
 	dtmfT.Stop()
 	defer dtmfT.Stop()
 	anchored := false
+	var holdC, unholdC <-chan time.Time
+	if s.HoldAfter > 0 {
+		t := time.NewTimer(time.Until(c.AnsweredAt.Add(s.HoldAfter)))
+		defer t.Stop()
+		holdC = t.C
+	}
 	if len(s.Digits) > 0 {
 		if s.DTMFAnchor == "" {
 			// Until a prompt starts, count from the answer.
@@ -187,6 +199,21 @@ func (c *Call) script(ctx context.Context, s Script) error {
 				dtmfT.Reset(s.DTMFAfter)
 			} else {
 				dtmfC = nil
+			}
+		case <-holdC:
+			holdC = nil
+			if err := c.Reinvite(ctx, "sendonly"); err != nil {
+				c.p.log.Warn("phone: hold", "call", c.ID, "error", err)
+			}
+			if s.HoldFor > 0 {
+				t := time.NewTimer(s.HoldFor)
+				defer t.Stop()
+				unholdC = t.C
+			}
+		case <-unholdC:
+			unholdC = nil
+			if err := c.Reinvite(ctx, "sendrecv"); err != nil {
+				c.p.log.Warn("phone: unhold", "call", c.ID, "error", err)
 			}
 		case <-hangup:
 			return c.Hangup(context.WithoutCancel(ctx))
@@ -239,6 +266,13 @@ func (c *Call) report(s Script, start time.Time) Report {
 		r.DTMFSent.Events = append(r.DTMFSent.Events, ev)
 	}
 	r.DTMFSent.Digits = digits.String()
+	c.mu.Lock()
+	r.Reinvites = make([]ReinviteResult, 0, len(c.reinvites))
+	for _, ri := range c.reinvites {
+		ri.AtMS = ri.At.Sub(c.AnsweredAt).Milliseconds()
+		r.Reinvites = append(r.Reinvites, ri)
+	}
+	c.mu.Unlock()
 	if len(r.DTMFSent.Events) > 0 {
 		r.DTMFToNextPromptMS = r.DTMFSent.Events[0].NextPromptMS
 	}

@@ -50,7 +50,7 @@ func checkJSON(schemaFile string, b []byte) error {
 
 // TestSchemaRejects makes sure the schema is not vacuous.
 func TestSchemaRejects(t *testing.T) {
-	good := Report{Transport: "udp", DTMFSent: DTMFReport{Mode: DTMFRFC4733, Events: []DTMFSent{}}, PromptsHeard: []string{}, PromptsDetail: []PromptRun{}, EndedBy: EndedLocal, SIPStatus: 200}
+	good := Report{Reinvites: []ReinviteResult{}, Transport: "udp", DTMFSent: DTMFReport{Mode: DTMFRFC4733, Events: []DTMFSent{}}, PromptsHeard: []string{}, PromptsDetail: []PromptRun{}, EndedBy: EndedLocal, SIPStatus: 200}
 	b, _ := json.Marshal(good)
 	validateReport(t, b)
 	var m map[string]any

@@ -36,6 +36,7 @@ type testUAS struct {
 	mu     sync.Mutex
 	calls  map[string]*uasCall // by Call-ID
 	digits []string            // "mode:digit" as received
+	holds  []string            // directions of re-INVITE offers received
 	wg     sync.WaitGroup
 }
 
@@ -137,6 +138,12 @@ func (u *testUAS) digit(c *uasCall, mode string, d byte) {
 	}
 }
 
+func (u *testUAS) reinvites() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.holds...)
+}
+
 func (u *testUAS) received() []string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -144,6 +151,23 @@ func (u *testUAS) received() []string {
 }
 
 func (u *testUAS) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if req.To().Params.Has("tag") { // re-INVITE
+		c := u.call(req)
+		md, err := ParseSDP(req.Body())
+		if c == nil || err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+			return
+		}
+		u.mu.Lock()
+		u.holds = append(u.holds, md.Direction)
+		u.mu.Unlock()
+		body, _ := BuildSDP(1, 2, c.sess.LocalAddr(), []prompts.Codec{c.codec}, md.DTMF, answerDirection(md.Direction))
+		res := sip.NewSDPResponseFromRequest(req, body)
+		ap := netip.MustParseAddrPort(u.addr)
+		res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: int(ap.Port())}})
+		_ = tx.Respond(res)
+		return
+	}
 	dlg, err := u.dsc.ReadInvite(req, tx)
 	if err != nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))

@@ -78,6 +78,8 @@ type callCmd struct {
 	Play         []string      `help:"Prompt keys to play once answered, before --send (repeatable)."`
 	HangupAfter  time.Duration `default:"20s" help:"Send BYE this long after the answer (0: wait for the far end)."`
 	CancelAfter  time.Duration `help:"Send CANCEL when not answered this long after the INVITE."`
+	HoldAfter    time.Duration `help:"Put the far end on hold (re-INVITE, sendonly) this long after the answer."`
+	HoldFor      time.Duration `help:"Take it off hold (re-INVITE, sendrecv) this long later (0: stay on hold)."`
 	ExpectStatus int           `help:"Expected final SIP status (default: answered, or cancelled with --cancel-after)."`
 	ExpectPrompt []string      `help:"Prompt keys that must be heard, in this order (repeatable)."`
 }
@@ -209,6 +211,7 @@ func (c *callCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.W
 	r := p.Run(ctx, o, phone.Script{
 		Digits: digits, DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFDuration: c.DTMFDuration,
 		DTMFAnchor: c.DTMFOn, HangupAfter: c.HangupAfter, Send: c.send(), Play: c.Play,
+		HoldAfter: c.HoldAfter, HoldFor: c.HoldFor,
 	})
 	if c.JSON {
 		err = json.NewEncoder(stdout).Encode(r)

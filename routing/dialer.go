@@ -1,0 +1,84 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cq12345/hotline/ivr"
+)
+
+// Dialer is what a media plane (the sip plane's B2BUA; later ARI) gives the
+// router: outbound legs and bridging. The router decides who and when; the
+// plane does SIP and RTP.
+type Dialer interface {
+	// RingAgent calls the agent's phone: an INVITE to every contact the
+	// registrar holds for r.Agent.Extension (forked; the first 200 wins,
+	// the others are CANCELled), with the header X-Hotline-Case:
+	// r.CaseNumber. It returns at once with the ringing leg; the router
+	// enforces r.Timeout by hanging the leg up. An agent with no registered
+	// contact is ErrUnreachable.
+	RingAgent(ctx context.Context, r AgentRing) (Leg, error)
+	// DialOut calls a number through a trunk (a transfer to a destination,
+	// or the citizen of a callback). The plane presents the caller's
+	// number only when r.PassCaller is set (privacy), else the hotline's.
+	DialOut(ctx context.Context, r Outbound) (Leg, error)
+	// Bridge relays audio (RTP, each leg with its own SSRC, sequence and
+	// timestamps) and DTMF both ways between two answered calls until one
+	// of them ends or ctx is done. It hangs up neither: the router looks
+	// at which one ended (Done) and decides about the other.
+	Bridge(ctx context.Context, a, b ivr.Call) error
+}
+
+// AgentRing asks the plane to ring an agent.
+type AgentRing struct {
+	Agent Agent
+	// Caller is the waiting caller (nil for the agent leg of a callback).
+	// The plane may show its number to the agent (agents see full numbers,
+	// DESIGN.md).
+	Caller ivr.Call
+	// CaseNumber goes in the X-Hotline-Case header of the INVITE.
+	CaseNumber string
+	Queue      string
+	Timeout    time.Duration
+}
+
+// Outbound asks the plane to call a number through a trunk.
+type Outbound struct {
+	// Destination is the configured destination's id ("" for a callback).
+	Destination string
+	// Number is the number to dial (from configuration, or the callback's
+	// citizen: personal data, never log it).
+	Number string
+	// Trunk is the SIP URI the INVITE goes to ("" for the plane's default).
+	Trunk string
+	// Caller is the call being transferred (nil for a callback).
+	Caller     ivr.Call
+	PassCaller bool
+	CaseNumber string
+	Timeout    time.Duration
+}
+
+// Leg is an outbound call. Before it is answered only Answered, Done, Err
+// and Hangup make sense; once answered it is an ivr.Call like any other
+// (the router plays the callback prompt to an agent on it and bridges it).
+type Leg interface {
+	ivr.Call
+	// Answered is closed when the far end answered (200 OK, ACKed).
+	Answered() <-chan struct{}
+	// Err says why the leg ended without an answer: ErrBusy, ErrNoAnswer,
+	// ErrRejected, ErrUnreachable (wrapped with the SIP status), or nil.
+	Err() error
+}
+
+// Why a leg was not answered.
+var (
+	ErrBusy        = errors.New("routing: busy")        // 486, 600
+	ErrNoAnswer    = errors.New("routing: no answer")   // 408, 480, ring timeout
+	ErrRejected    = errors.New("routing: rejected")    // 603, other 4xx-6xx
+	ErrUnreachable = errors.New("routing: unreachable") // no contact, transport error, 404
+)
+
+// CaseNumberer is implemented by calls that know their case's number
+// (hotlined's case-opening wrapper): it goes to the agent with the call.
+type CaseNumberer interface{ CaseNumber() string }

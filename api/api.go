@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/cq12345/hotline/api/auth"
+	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/flows"
 	"github.com/cq12345/hotline/ivr"
 	"github.com/cq12345/hotline/telemetry"
@@ -35,6 +36,10 @@ type Config struct {
 	Flows *flows.Store
 	// Tokens authenticates requests.
 	Tokens *auth.Store
+	// Cases is the case store (nil: no case routes); Protector hashes
+	// caller numbers for look-ups and opens sealed data for Revealer.
+	Cases     cases.Store
+	Protector *cases.Protector
 	// Env is the environment flows are validated and simulated against
 	// (the same the call path loads flows with).
 	Env ivr.Env
@@ -74,6 +79,8 @@ func New(cfg Config) *Server {
 	m.Handle("GET /api/v1/flows/{id}/diff", read(s.diff))
 	m.Handle("GET /api/v1/flows/{id}/history", read(s.history))
 	s.tokenRoutes(write)
+	s.accountRoutes(write)
+	s.caseRoutes()
 	m.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &Error{Message: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNotFound})
 	}))

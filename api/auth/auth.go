@@ -3,10 +3,10 @@
 // random strings, so a fast hash is enough and a stolen database yields no
 // usable token.
 //
-// A token carries a role. For now the API only distinguishes admin (may
-// change things) from every other valid token (may read); the roles of the
-// design (admin, supervisor, agent, auditor) and named accounts arrive with
-// the cases/privacy work, which can add an account column beside Role.
+// Every token belongs to a named account (its Name; article 22: 谁管理、
+// 谁使用、谁负责 — every access attributable to a named account). The account
+// carries the role (admin, supervisor, agent, auditor), an optional
+// password (bcrypt) for Login, and can be disabled, which stops its tokens.
 package auth
 
 import (
@@ -77,7 +77,7 @@ var migrations = []sqldb.Migration{{
 	created_by TEXT NOT NULL,
 	revoked_at TEXT
 )`,
-}}
+}, accountsMigration}
 
 // Store keeps tokens.
 type Store struct {
@@ -109,7 +109,14 @@ func newSecret() (string, error) {
 
 // Create makes a token and returns its secret, which is shown once and never
 // stored.
+// The token belongs to the account name (created without a password when
+// it does not exist yet); role may be "" for the account's role, else it
+// must be the account's.
 func (s *Store) Create(ctx context.Context, name string, role Role, createdBy string) (string, *Token, error) {
+	role, err := s.ensureAccount(ctx, s.db, name, role, createdBy)
+	if err != nil {
+		return "", nil, err
+	}
 	return s.create(ctx, s.db, name, role, createdBy)
 }
 
@@ -159,6 +166,9 @@ func (s *Store) CreateFirst(ctx context.Context, name string) (string, *Token, e
 	if n > 0 {
 		return "", nil, nil
 	}
+	if _, err := s.ensureAccount(ctx, tx, name, Admin, "bootstrap"); err != nil {
+		return "", nil, err
+	}
 	secret, t, err := s.create(ctx, tx, name, Admin, "bootstrap")
 	if err != nil {
 		return "", nil, err
@@ -176,13 +186,23 @@ func (s *Store) Verify(ctx context.Context, secret string) (*Token, error) {
 	}
 	var t Token
 	var role, created string
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, role, created_at, created_by FROM auth_tokens WHERE hash = $1 AND revoked_at IS NULL`,
-		hash(secret)).Scan(&t.ID, &t.Name, &role, &created, &t.CreatedBy)
+	var accRole, accDisabled sql.NullString
+	// The account decides: a disabled account's tokens stop working, and
+	// the account's role is the token's.
+	err := s.db.QueryRowContext(ctx, `SELECT t.id, t.name, t.role, t.created_at, t.created_by, a.role, a.disabled_at
+FROM auth_tokens t LEFT JOIN auth_accounts a ON a.name = t.name WHERE t.hash = $1 AND t.revoked_at IS NULL`,
+		hash(secret)).Scan(&t.ID, &t.Name, &role, &created, &t.CreatedBy, &accRole, &accDisabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrInvalid
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: verify: %w", err)
+	}
+	if accDisabled.Valid && accDisabled.String != "" {
+		return nil, ErrInvalid
+	}
+	if accRole.Valid {
+		role = accRole.String
 	}
 	t.Role = Role(role)
 	t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)

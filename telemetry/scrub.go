@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"strings"
 )
 
 // phoneRun matches a run of digits long enough to be a personal phone
@@ -18,12 +19,28 @@ func Scrub(s string) string {
 	if !hasLongDigitRun(s) {
 		return s
 	}
-	return phoneRun.ReplaceAllStringFunc(s, func(m string) string {
-		if looksLikeCaseNumber(m) {
-			return m
+	var b strings.Builder
+	last := 0
+	for _, loc := range phoneRun.FindAllStringIndex(s, -1) {
+		m := s[loc[0]:loc[1]]
+		// Digits glued to letters are part of an identifier (a UUID, a
+		// hex trace id), not a phone number.
+		if (loc[0] > 0 && isAlnum(s[loc[0]-1])) || (loc[1] < len(s) && isAlnum(s[loc[1]])) || looksLikeCaseNumber(m) {
+			continue
 		}
-		return MaskNumber(m)
-	})
+		b.WriteString(s[last:loc[0]])
+		b.WriteString(MaskNumber(m))
+		last = loc[1]
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // looksLikeCaseNumber keeps case numbers' date parts (20261128-000123)

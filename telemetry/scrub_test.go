@@ -21,6 +21,9 @@ func TestScrub(t *testing.T) {
 		{"dialled 12345", "dialled 12345"},
 		{"nothing here", "nothing here"},
 		{"sip:13800138000@127.0.0.1:5060", "sip:138****8000@127.0.0.1:5060"},
+		{"case 01a22051-3c9b-7bbb-b1fd-9a31234567898cc2", "case 01a22051-3c9b-7bbb-b1fd-9a31234567898cc2"},
+		{`{"caller":"13800138000"}`, `{"caller":"138****8000"}`},
+		{"a 13800138000 b 13900139000", "a 138****8000 b 139****9000"},
 	} {
 		if got := Scrub(tc.in); got != tc.want {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)

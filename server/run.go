@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	// Cases: the SQL store behind a local journal, so that no case of an
 	// answered call is lost while the store is down.
-	caseStore, err := openCases(ctx, cfg, db, cals, log)
+	caseStore, prot, err := openCases(ctx, cfg, db, cals, log)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// plane is set once the media plane runs; /healthz reads it meanwhile.
 	var plane atomic.Pointer[activeCaller]
 	mux := http.NewServeMux()
-	mux.Handle("/api/", api.New(api.Config{Flows: flowStore, Tokens: tokens, Env: env, Logger: log}))
+	mux.Handle("/api/", api.New(api.Config{Flows: flowStore, Tokens: tokens, Env: env, Logger: log,
+		Cases: caseStore, Protector: prot}))
 	mux.Handle("/metrics", tel.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, code := "ok", http.StatusOK
@@ -287,10 +288,10 @@ func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Hand
 	return srv, nil
 }
 
-func openCases(ctx context.Context, cfg *Config, db *sqldb.DB, cals *routing.Calendars, log *slog.Logger) (*cases.Durable, error) {
+func openCases(ctx context.Context, cfg *Config, db *sqldb.DB, cals *routing.Calendars, log *slog.Logger) (*cases.Durable, *cases.Protector, error) {
 	prot, err := cases.LoadProtector(filepath.Join(cfg.DataDir, "keys"), db.Dialect == sqldb.SQLite, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	due := cases.DuePolicy{Calendar: cases.WorkingDayFunc(func(d time.Time) bool {
 		k, _, _ := cals.DayKind("cn", d.In(cases.Shanghai()))
@@ -298,13 +299,14 @@ func openCases(ctx context.Context, cfg *Config, db *sqldb.DB, cals *routing.Cal
 	})}
 	sqlStore, err := cases.OpenSQL(ctx, db, cases.SQLConfig{Protector: prot, Due: due})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	j, err := cases.OpenJournal(filepath.Join(cfg.DataDir, "journal", "cases.journal"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return cases.NewDurable(sqlStore, cases.DurableConfig{Journal: j, Keys: prot.Keys, Log: log})
+	d, err := cases.NewDurable(sqlStore, cases.DurableConfig{Journal: j, Keys: prot.Keys, Log: log})
+	return d, prot, err
 }
 
 // activeCaller is what /healthz asks a plane.

@@ -3,6 +3,9 @@
 //
 //	hotlinectl [--server URL] [--token T] [--json] flows list|get|put|validate|publish|rollback|diff|history|simulate
 //	hotlinectl tokens list|create|revoke
+//	hotlinectl accounts list|add|disable|password; hotlinectl login --user U
+//	hotlinectl cases list|show|note|status|assign|history; hotlinectl audit
+//	hotlinectl report monthly --month 2026-11 --format html|csv|json
 //
 // The token comes from --token, else $HOTLINE_TOKEN, else the file
 // ./var/admin.token (written by hotlined on first start); --server defaults
@@ -34,6 +37,12 @@ type CLI struct {
 
 	Flows  FlowsCmd  `cmd:"" help:"IVR flows: versions, validation, publishing, simulation."`
 	Tokens TokensCmd `cmd:"" help:"API tokens (admin)."`
+
+	Accounts AccountsCmd `cmd:"" help:"Accounts with roles and passwords (admin)."`
+	Login    LoginCmd    `cmd:"" help:"Log in with an account's password; prints a new token."`
+	Cases    CasesCmd    `cmd:"" help:"Cases (工单): list, search, show, notes, status, history."`
+	Audit    AuditCmd    `cmd:"" help:"The audit trail: who read which full number or case, and why (admin, auditor)."`
+	Report   ReportCmd   `cmd:"" help:"Reports: the monthly evaluation."`
 }
 
 // Globals is what every command's Run gets.

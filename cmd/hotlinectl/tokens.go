@@ -44,7 +44,7 @@ func (c *TokensListCmd) Run(g *Globals) error {
 // TokensCreateCmd: tokens create NAME --role ROLE.
 type TokensCreateCmd struct {
 	Name string `arg:"" help:"Who holds the token (shown as the actor in histories)."`
-	Role string `default:"auditor" enum:"admin,supervisor,agent,auditor" help:"Role: admin (may change things) or supervisor, agent, auditor (read only for now)."`
+	Role string `help:"Role of a new account (admin, supervisor, agent, auditor); an existing account's token takes the account's role."`
 }
 
 func (c *TokensCreateCmd) Run(g *Globals) error {

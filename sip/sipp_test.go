@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -62,6 +64,13 @@ func runSipp(t *testing.T, target string, scenario string, timeout time.Duration
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runSippIn(t, dir, target, scenario, timeout, args...)
+}
+
+// runSippIn runs sipp in dir (where the scenario and its pcaps are, and
+// where sipp writes its trace files).
+func runSippIn(t *testing.T, dir, target, scenario string, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	base := []string{target, "-sf", filepath.Join(dir, scenario),
@@ -143,8 +152,18 @@ func TestSippLoad(t *testing.T) {
 	var before, after syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
 	start := time.Now()
-	out, err := runSipp(t, srv.Addr().String(), "uac_load.xml", time.Duration(calls/rate+60)*time.Second,
-		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(rate*3))
+	// sipp writes its response-time trace next to the scenario: use a
+	// copy in a temporary directory.
+	dir := t.TempDir()
+	sc, err := os.ReadFile("testdata/sipp/uac_load.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "uac_load.xml"), sc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runSippIn(t, dir, srv.Addr().String(), "uac_load.xml", time.Duration(calls/rate+60)*time.Second,
+		"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(rate*3), "-trace_rtt", "-rtt_freq", "1")
 	wall := time.Since(start)
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 	cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
@@ -155,7 +174,35 @@ func TestSippLoad(t *testing.T) {
 		calls, rate, wall.Round(time.Millisecond), cpu.Round(time.Millisecond),
 		float64(cpu.Microseconds())/float64(calls), 100*cpu.Seconds()/wall.Seconds())
 	t.Logf("sipp summary:\n%s", lastLines(out, 40))
+	if rtts := readRTT(t, dir); len(rtts) > 0 {
+		slices.Sort(rtts)
+		q := func(p float64) float64 { return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))] }
+		t.Logf("INVITE->200 response time over %d calls: p50 %.2f ms, p99 %.2f ms, max %.2f ms", len(rtts), q(0.50), q(0.99), rtts[len(rtts)-1])
+	}
 	waitFor(t, "calls released", 10*time.Second, func() bool { return srv.ActiveCalls() == 0 })
+}
+
+// readRTT reads sipp's -trace_rtt file(s): "date;dateMs;responsetime;rtd_no".
+func readRTT(t *testing.T, dir string) []float64 {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*_rtt.csv"))
+	var out []float64
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			parts := strings.Split(line, ";")
+			if len(parts) < 3 {
+				continue
+			}
+			if v, err := strconv.ParseFloat(parts[2], 64); err == nil {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 func lastLines(s string, n int) string {

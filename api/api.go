@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cq12345/hotline/abuse"
 	"github.com/cq12345/hotline/api/auth"
 	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/flows"
@@ -40,6 +41,8 @@ type Config struct {
 	// caller numbers for look-ups and opens sealed data for Revealer.
 	Cases     cases.Store
 	Protector *cases.Protector
+	// Abuse is the article-26 service (nil: no abuse routes).
+	Abuse *abuse.Service
 	// Env is the environment flows are validated and simulated against
 	// (the same the call path loads flows with).
 	Env ivr.Env
@@ -81,6 +84,7 @@ func New(cfg Config) *Server {
 	s.tokenRoutes(write)
 	s.accountRoutes(write)
 	s.caseRoutes()
+	s.abuseRoutes()
 	m.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &Error{Message: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNotFound})
 	}))

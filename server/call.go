@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cq12345/hotline/abuse"
 	"github.com/cq12345/hotline/cases"
 	"github.com/cq12345/hotline/flows"
 	"github.com/cq12345/hotline/ivr"
@@ -25,6 +26,8 @@ type callHandler struct {
 	cases  cases.Store
 	interp *ivr.Interpreter
 	tp     trace.TracerProvider
+	// abuse checks each caller before the IVR (article 26); nil: off.
+	abuse *abuse.Service
 }
 
 func (h *callHandler) ServeCall(ctx context.Context, c ivr.Call) {
@@ -49,7 +52,16 @@ func (h *callHandler) ServeCall(ctx context.Context, c ivr.Call) {
 		cc.finish(ctx, nil, errors.New("no published flow"))
 		return
 	}
-	res, err := h.interp.Run(ctx, cc, f)
+	// Article 26: warned, restricted or blocked, before the IVR (server/abuse.go).
+	ictx, stopAbuse, refused := h.abuseGate(ctx, cc, span)
+	defer stopAbuse()
+	if refused {
+		cc.finish(ctx, nil, nil)
+		h.abuseEnd(cc, nil, nil, cc.outcome)
+		return
+	}
+	res, err := h.interp.Run(ictx, cc, f)
+	h.abuseAfterIVR(ctx, ictx, cc)
 	if err != nil {
 		span.RecordError(err)
 		log.Warn("ivr ended with an error", "err", err, "flow_version", version)
@@ -60,6 +72,7 @@ func (h *callHandler) ServeCall(ctx context.Context, c ivr.Call) {
 			"final", res.Final.Kind+" "+res.Final.ID, "nodes", len(res.Path))
 	}
 	cc.finish(ctx, res, err)
+	h.abuseEnd(cc, res, err, cc.outcome)
 }
 
 // caseCall opens the call's case when the IVR answers: durably, before the
@@ -73,6 +86,11 @@ type caseCall struct {
 	answered time.Time
 	caseID   string
 	number   string
+
+	// article 26 (server/abuse.go)
+	refused      bool          // the call got the block notice
+	abuseCounted bool          // the call counts as a repeat
+	outcome      cases.Outcome // set by finish
 }
 
 // CaseNumber is the number of the case the call opened ("" before the
@@ -130,6 +148,7 @@ func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
 		}
 		end := cases.NewEvent(cs.ID, cases.EventEnded)
 		end.Outcome = cases.OutcomeAbandonedBeforeAnswer
+		c.outcome = end.Outcome
 		if err := c.h.cases.AppendEvent(ctx, end); err != nil {
 			c.log.Error("case end not recorded", "case", cs.Number, "err", err)
 		}
@@ -180,6 +199,10 @@ func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
 			evs = append(evs, e)
 		}
 	}
+	if c.refused {
+		outcome = cases.OutcomeRefusedAbusive
+	}
+	c.outcome = outcome
 	end := cases.NewEvent(caseID, cases.EventEnded)
 	end.Outcome = outcome
 	evs = append(evs, end)

@@ -32,6 +32,8 @@ type Config struct {
 	DrainGrace time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
 	Store      string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
 
+	AbusePolicy string `name:"abuse-policy" type:"path" help:"Article-26 policy file (default: the embedded conservative policy; check one with hotlinectl abuse policy validate)."`
+
 	Plane       string `name:"plane" default:"sip" enum:"sip,ari" help:"Media plane: sip (embedded) or ari (Asterisk)."`
 	ARIURL      string `name:"ari-url" default:"http://127.0.0.1:8088" help:"Asterisk ARI base URL (plane ari)."`
 	ARIUser     string `name:"ari-user" default:"hotline" help:"ARI user (plane ari)."`

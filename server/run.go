@@ -145,6 +145,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	closers = append(closers, func(context.Context) error { return caseStore.Close() })
 
+	// Article 26: abusive callers (counters and decisions in the store).
+	abuseSvc, err := openAbuse(ctx, cfg, db, prot, caseStore, log)
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func(context.Context) error { return abuseSvc.Close() })
+
 	// HTTP: API, /metrics, /healthz.
 	tokens, err := auth.NewStore(ctx, db)
 	if err != nil {
@@ -158,7 +165,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var plane atomic.Pointer[activeCaller]
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.New(api.Config{Flows: flowStore, Tokens: tokens, Env: env, Logger: log,
-		Cases: caseStore, Protector: prot}))
+		Cases: caseStore, Protector: prot, Abuse: abuseSvc}))
 	mux.Handle("/metrics", tel.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, code := "ok", http.StatusOK
@@ -188,6 +195,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log:   log,
 		live:  live,
 		cases: caseStore,
+		abuse: abuseSvc,
 		tp:    tel.TracerProvider,
 		interp: &ivr.Interpreter{
 			Cases:          caseLookup{caseStore},

@@ -157,10 +157,10 @@ func (r *Router) decide(now time.Time) []assignment {
 	return out
 }
 
-// ring reserves the agent in the store and rings their phone; the answer
-// goes to the waiting caller, a miss sends the call back to its place.
+// ring reserves the agent in the store and rings their phone. It runs in
+// the ACD loop, so that phones ring in the order of the decisions; the
+// wait for the answer goes on in its own goroutine.
 func (r *Router) ring(as assignment) {
-	defer r.wg.Done()
 	ctx := r.ctx
 	w, a := as.w, as.agent
 	r.mu.Lock()
@@ -191,6 +191,15 @@ func (r *Router) ring(as assignment) {
 		return
 	}
 	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, Caller: w.call, CaseNumber: w.caseNum, Queue: q.cfg.ID, Timeout: q.cfg.RingTimeout})
+	r.wg.Add(1)
+	go r.awaitAnswer(w, q, a, holder, leg, err)
+}
+
+// awaitAnswer waits for the agent's answer: the answered leg goes to the
+// waiting caller, a miss sends the call back to its place.
+func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg Leg, err error) {
+	defer r.wg.Done()
+	ctx := r.ctx
 	if err == nil {
 		err = waitAnswer(ctx, leg, q.cfg.RingTimeout, w.done)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cq12345/hotline/telemetry"
 )
 
 // Strategies of a queue: which free agent gets the next call.
@@ -279,7 +281,7 @@ func (d *Directory) Allowed(id, source string) (Destination, bool) {
 	x, ok := d.byID[id]
 	if !ok {
 		d.log.Warn("routing: refused: not a configured destination (toll-fraud guard)",
-			"destination", truncate(id, 40), "source", source)
+			"destination", telemetry.Scrub(truncate(id, 40)), "source", source)
 	}
 	return x, ok
 }

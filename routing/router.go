@@ -246,8 +246,7 @@ func (r *Router) run() {
 			lastRenew = now
 		}
 		for _, a := range r.decide(now) {
-			r.wg.Add(1)
-			go r.ring(a)
+			r.ring(a)
 		}
 	}
 }

@@ -43,6 +43,7 @@ type CLI struct {
 	Cases    CasesCmd    `cmd:"" help:"Cases (工单): list, search, show, notes, status, history."`
 	Audit    AuditCmd    `cmd:"" help:"The audit trail: who read which full number or case, and why (admin, auditor)."`
 	Report   ReportCmd   `cmd:"" help:"Reports: the monthly evaluation."`
+	Abuse    AbuseCmd    `cmd:"" help:"Article 26: abusive callers' decisions (queue, show, confirm, shorten, lift, evidence), agent flags, policy."`
 }
 
 // Globals is what every command's Run gets.

@@ -57,10 +57,12 @@ type call struct {
 	id   string
 	info ivr.CallInfo
 	dlg  *sipgo.DialogServerSession
-	log  *slog.Logger
-	span trace.Span
-	ctx  context.Context // handler context: cancelled when the call ends
-	stop context.CancelFunc
+	// inviteTx is the initial INVITE's server transaction.
+	inviteTx sip.ServerTransaction
+	log      *slog.Logger
+	span     trace.Span
+	ctx      context.Context // handler context: cancelled when the call ends
+	stop     context.CancelFunc
 
 	transport string // "UDP" or "TCP"
 
@@ -321,12 +323,15 @@ func (c *call) reject(status int, reason string) error {
 	return c.rejectLocked(status, reason)
 }
 
-// rejectLocked sends a final non-2xx to the INVITE. sipgo's WriteResponse
-// waits for the ACK of a final response; on loopback that is one round trip.
+// rejectLocked sends a final non-2xx to the INVITE through its transaction,
+// which takes care of retransmissions and the ACK (RFC 3261 §17.2.1). It
+// does not block.
 func (c *call) rejectLocked(status int, reason string) error {
 	res := sip.NewResponseFromRequest(c.dlg.InviteRequest, status, reason, nil)
 	res.AppendHeader(c.srv.contact(c.transport))
-	go func() { _ = c.dlg.WriteResponse(res) }()
+	if err := c.inviteTx.Respond(res); err != nil {
+		return fmt.Errorf("sip: reject %s: %w", c.id, err)
+	}
 	return nil
 }
 

@@ -1,7 +1,3 @@
-// Package sip is the embedded SIP plane: a user agent server on sipgo that
-// answers calls to the hotline, negotiates SDP (RFC 3264), drives RTP through
-// package media, collects DTMF (RFC 4733 and SIP INFO) and hands each call,
-// as an ivr.Call, to a Handler.
 package sip
 
 import (
@@ -211,6 +207,12 @@ func (s *Server) Start(ctx context.Context) error {
 		} else {
 			s.cfg.MediaAddr = s.addr.Addr().Unmap()
 		}
+	}
+	if s.cfg.MediaAddr.IsUnspecified() {
+		// c=0.0.0.0 would read as hold (RFC 3264 §8.4).
+		_ = udp.Close()
+		_ = tcp.Close()
+		return fmt.Errorf("sip: listening on %s, a wildcard address: set MediaAddr to the address callers reach", s.addr)
 	}
 	lg := s.sipgoLogger()
 	s.ua, err = sipgo.NewUA(
@@ -492,7 +494,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 500, "Server Internal Error")
 		return
 	}
-	c := s.newCall(req, dlg, dialled, offer)
+	c := s.newCall(req, tx, dlg, dialled, offer)
 	if c == nil {
 		_ = dlg.Respond(503, "Service Unavailable", nil, sip.NewHeader("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds()))))
 		return
@@ -529,7 +531,7 @@ func randomUint64() uint64 {
 }
 
 // newCall registers a call; nil when the server is closing.
-func (s *Server) newCall(req *sip.Request, dlg *sipgo.DialogServerSession, dialled string, offer *Offer) *call {
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, dlg *sipgo.DialogServerSession, dialled string, offer *Offer) *call {
 	caller := callerOf(req)
 	masked := telemetry.MaskNumber(caller)
 	id := req.CallID().Value()
@@ -542,13 +544,14 @@ func (s *Server) newCall(req *sip.Request, dlg *sipgo.DialogServerSession, diall
 		attribute.String("net.transport", strings.ToLower(req.Transport())),
 	))
 	c := &call{
-		srv:  s,
-		id:   id,
-		info: ivr.CallInfo{Caller: caller, Dialled: dialled, Plane: "sip", Started: time.Now()},
-		dlg:  dlg,
-		log:  s.log.With("call_id", id, "caller", masked, "dialled", dialled),
-		span: span,
-		ctx:  ctx, stop: stop,
+		srv:      s,
+		id:       id,
+		info:     ivr.CallInfo{Caller: caller, Dialled: dialled, Plane: "sip", Started: time.Now()},
+		dlg:      dlg,
+		inviteTx: tx,
+		log:      s.log.With("call_id", id, "caller", masked, "dialled", dialled),
+		span:     span,
+		ctx:      ctx, stop: stop,
 		transport:   req.Transport(),
 		offer:       offer,
 		local:       localSDP{sessID: randomUint64(), version: 1, addr: s.cfg.MediaAddr},

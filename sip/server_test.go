@@ -699,3 +699,31 @@ func TestDrain(t *testing.T) {
 		t.Fatal("Drain did not return")
 	}
 }
+
+// TestHandlerNoAnswer: a handler that returns without answering gets the
+// caller a 480.
+func TestHandlerNoAnswer(t *testing.T) {
+	srv := startServer(t, func(ctx context.Context, c ivr.Call) {})
+	u := newUAC(t, srv.Addr(), "udp")
+	if r := u.invite(hotlineURI, nil, "application/sdp", u.offerSDP("")); r.StatusCode != 480 {
+		t.Fatalf("got %d, want 480", r.StatusCode)
+	}
+	waitFor(t, "call released", 2*time.Second, func() bool { return srv.ActiveCalls() == 0 })
+}
+
+// TestWildcardListenNeedsMediaAddr: SDP must never say c=0.0.0.0 by accident.
+func TestWildcardListenNeedsMediaAddr(t *testing.T) {
+	eng, err := media.NewEngine(media.Config{IP: netip.MustParseAddr("127.0.0.1"), Sockets: 1, Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	srv, err := New(Config{Listen: "0.0.0.0:0", Engine: eng, Prompts: testPrompts(t), Handler: HandlerFunc(func(context.Context, ivr.Call) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err == nil {
+		srv.Close()
+		t.Fatal("Start on 0.0.0.0 without MediaAddr succeeded")
+	}
+}

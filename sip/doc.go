@@ -1,0 +1,49 @@
+// Package sip is the embedded SIP plane: a user agent server on sipgo
+// (github.com/emiago/sipgo) that answers calls to the hotline, negotiates
+// SDP (RFC 3264, pion/sdp), drives RTP through package media, collects DTMF
+// (RFC 4733 through media, SIP INFO here) and hands each call, as an
+// ivr.Call, to a Handler.
+//
+// Use:
+//
+//	srv, err := sip.New(sip.Config{Listen: "127.0.0.1:5060", Engine: eng,
+//		Prompts: lib, Handler: h, Logger: log, TracerProvider: tp, MeterProvider: mp})
+//	err = srv.Start(ctx)      // UDP and TCP on one port; srv.Addr() is it
+//	...
+//	srv.Drain(ctx, grace)     // SIGTERM: 503 to new calls, BYE after grace
+//	srv.Close()
+//
+// Behaviour:
+//   - INVITE: the Request-URI's user part (or tel: number) must be the
+//     hotline in one of its forms (routing.HotlineNumber), else 404. Body
+//     checks come first: a non-SDP body 415, an Accept without SDP 406, no
+//     PCMA/PCMU over RTP/AVP 488, broken SDP 400. Then 100 Trying, and the
+//     Handler runs on the INVITE's goroutine. Call.Answer sends 200 with the
+//     answer (or, for an INVITE without SDP, our offer; the answer then comes
+//     in the ACK) and waits for the ACK. When the Handler returns, the call
+//     is hung up (BYE, or 480 if never answered).
+//   - CANCEL before the answer: sipgo answers 200 and 487; the call ends
+//     (Done closed, the Handler's context cancelled).
+//   - In the dialog: BYE ends the call; re-INVITE (hold by sendonly,
+//     inactive or c=0.0.0.0, unhold, refresh, new address or codec, or no
+//     SDP) gets 200 and keeps the call, 488 keeps the old session; INFO with
+//     application/dtmf-relay or application/dtmf feeds the digit buffer.
+//   - OPTIONS 200 with Allow and Accept; known methods we do not serve 405,
+//     others 501, both with Allow.
+//   - No inbound RTP for the media engine's InactivityTimeout: BYE.
+//
+// The guard (guard.go) checks every datagram and every message framed out
+// of a TCP stream before sipgo sees it, because sipgo silently drops what it
+// cannot parse and logs the raw bytes (caller numbers included). Broken
+// requests get a stateless 400, 505 (other SIP version), 416 (URI scheme),
+// 420 (Require, with Unsupported); broken responses are dropped. It also
+// adds rport to UDP requests (RFC 3581, like Asterisk's force_rport) so that
+// answers go back to the source port. testdata/rfc4475 holds the RFC 4475
+// torture messages the tests send over UDP and TCP.
+//
+// Telemetry: one "call" span per call (caller masked) with an "answer"
+// child; metrics hotline.calls.active, hotline.calls{outcome},
+// hotline.dtmf.received{mode=rfc4733|info}, all with plane="sip". Caller
+// numbers appear only masked (telemetry.MaskNumber) in logs and spans;
+// sipgo's own logs are kept at warnings and stripped of raw messages.
+package sip

@@ -99,26 +99,30 @@ func TestSipp(t *testing.T) {
 		<-c.Done()
 	})
 	target := srv.Addr().String()
-	for _, sc := range []struct{ file, want string }{
-		{"uac_12345.xml", "200 to INVITE and BYE, RTP and an RFC 4733 digit"},
-		{"uac_404.xml", "404"},
-		{"uac_488.xml", "488"},
-		{"uac_400.xml", "400"},
+	for _, sc := range []struct{ file, transport, want string }{
+		{"uac_12345.xml", "u1", "200 to INVITE and BYE, RTP and an RFC 4733 digit"},
+		{"uac_12345.xml", "t1", "the same over TCP"},
+		{"uac_404.xml", "u1", "404"},
+		{"uac_488.xml", "u1", "488"},
+		{"uac_400.xml", "u1", "400"},
 	} {
-		t.Run(sc.file, func(t *testing.T) {
-			out, err := runSipp(t, target, sc.file, 30*time.Second, "-m", "1")
+		t.Run(sc.file+"/"+sc.transport, func(t *testing.T) {
+			out, err := runSipp(t, target, sc.file, 30*time.Second, "-m", "1", "-t", sc.transport)
 			if err != nil {
 				t.Fatalf("sipp %s (want %s): %v\n%s", sc.file, sc.want, err, out)
 			}
+			if sc.file != "uac_12345.xml" {
+				return
+			}
+			select {
+			case d := <-digits:
+				if d != '1' {
+					t.Fatalf("digit %q from dtmf_2833_1.pcap, want '1'", d)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("the RFC 4733 digit from sipp never reached ReadDigit")
+			}
 		})
-	}
-	select {
-	case d := <-digits:
-		if d != '1' {
-			t.Fatalf("digit %q from dtmf_2833_1.pcap, want '1'", d)
-		}
-	case <-time.After(time.Second):
-		t.Fatal("the RFC 4733 digit from sipp never reached ReadDigit")
 	}
 	waitFor(t, "calls released", 3*time.Second, func() bool { return srv.ActiveCalls() == 0 })
 }

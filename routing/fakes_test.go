@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -342,3 +343,5 @@ func randHex() string {
 	rand.Read(b)
 	return fmt.Sprintf("%x", b)
 }
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

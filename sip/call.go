@@ -82,6 +82,7 @@ type call struct {
 	digitSignal    chan struct{} // 1-buffered: a digit arrived
 	bargeIn        bool          // a Play with barge-in is running
 	ended          bool
+	hangingUp      bool
 	outcome        string
 
 	answerOnce sync.Once
@@ -281,6 +282,17 @@ func (c *call) Hangup(ctx context.Context, reason string) error {
 		c.mu.Unlock()
 		return nil
 	}
+	if c.hangingUp {
+		// Another goroutine (drain, RTP timeout, the handler) is already
+		// hanging up: wait for it rather than send a second BYE.
+		c.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	c.hangingUp = true
 	answering := c.answering
 	c.mu.Unlock()
 	c.log.Info("call hangup", "reason", reason)

@@ -43,6 +43,9 @@ type Config struct {
 	Protector *cases.Protector
 	// Abuse is the article-26 service (nil: no abuse routes).
 	Abuse *abuse.Service
+	// Routing serves destinations, queues, agents, callbacks and live
+	// figures (nil: no routing routes).
+	Routing Routing
 	// Env is the environment flows are validated and simulated against
 	// (the same the call path loads flows with).
 	Env ivr.Env
@@ -85,6 +88,7 @@ func New(cfg Config) *Server {
 	s.accountRoutes(write)
 	s.caseRoutes()
 	s.abuseRoutes()
+	s.routingRoutes()
 	m.Handle("/api/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, &Error{Message: "no such endpoint: " + r.Method + " " + r.URL.Path, Code: CodeNotFound})
 	}))

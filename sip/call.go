@@ -44,7 +44,6 @@ type sessionParams struct {
 // mediaEngine creates RTP sessions (media.Engine).
 type mediaEngine interface {
 	newSession(sessionParams) (mediaSession, error)
-	localIP() netip.Addr
 }
 
 // maxBufferedDigits bounds a call's digit buffer; older digits are dropped
@@ -98,7 +97,8 @@ func (c *call) Info() ivr.CallInfo    { return c.info }
 func (c *call) Done() <-chan struct{} { return c.done }
 
 // Answer sends 200 OK with our SDP and waits for the ACK (RFC 3261
-// §13.3.1.4). The RTP session exists from then on.
+// §13.3.1.4; at most 64*T1 = 32 s, ctx does not shorten it). The RTP
+// session exists from then on.
 func (c *call) Answer(ctx context.Context) error {
 	c.answerOnce.Do(func() { c.answerErr = c.answer(ctx) })
 	return c.answerErr
@@ -156,6 +156,11 @@ func (c *call) answer(ctx context.Context) error {
 	if err := c.dlg.WriteResponse(res); err != nil {
 		// No ACK within 64*T1, or the transaction died: RFC 3261 §13.3.1.4
 		// says end the session with a BYE.
+		select {
+		case <-c.done:
+			return fail(ivr.ErrHungUp) // CANCEL or BYE came first
+		default:
+		}
 		c.byeAndEnd("no_ack")
 		return fail(fmt.Errorf("sip: answer %s: %w", c.id, err))
 	}
@@ -384,7 +389,7 @@ func (c *call) onInactive() {
 	}()
 }
 
-// applyRemote makes a newly negotiated remote description current.
+// applyRemoteLocked makes a newly negotiated remote description current.
 func (c *call) applyRemoteLocked(o *Offer) {
 	c.offer = o
 	if c.sess == nil {

@@ -1,10 +1,6 @@
 package sip
 
-import (
-	"net/netip"
-
-	"github.com/cq12345/hotline/media"
-)
+import "github.com/cq12345/hotline/media"
 
 // MediaEngine is the RTP engine the plane uses.
 type MediaEngine = *media.Engine
@@ -12,8 +8,6 @@ type MediaEngine = *media.Engine
 // engineAdapter narrows *media.Engine to what a call needs, so the call
 // logic depends on a small interface (and tests could swap it).
 type engineAdapter struct{ e *media.Engine }
-
-func (a engineAdapter) localIP() netip.Addr { return netip.Addr{} }
 
 func (a engineAdapter) newSession(p sessionParams) (mediaSession, error) {
 	s, err := a.e.NewSession(media.SessionConfig{

@@ -45,7 +45,7 @@ type Config struct {
 	// port 0 picks a free port, the same for both).
 	Listen string
 	// MediaAddr is the address written in SDP c= lines (default: the
-	// media engine's address, else the Listen IP).
+	// Listen IP; required when Listen is a wildcard address).
 	MediaAddr netip.Addr
 	// Engine carries the RTP of every call.
 	Engine MediaEngine
@@ -202,11 +202,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.udp, s.tcp = udp, tcp
 	s.addr = udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	if !s.cfg.MediaAddr.IsValid() {
-		if ip := s.media.localIP(); ip.IsValid() && !ip.IsUnspecified() {
-			s.cfg.MediaAddr = ip
-		} else {
-			s.cfg.MediaAddr = s.addr.Addr().Unmap()
-		}
+		s.cfg.MediaAddr = s.addr.Addr().Unmap()
 	}
 	if s.cfg.MediaAddr.IsUnspecified() {
 		// c=0.0.0.0 would read as hold (RFC 3264 §8.4).

@@ -44,6 +44,11 @@ type CLI struct {
 	Audit    AuditCmd    `cmd:"" help:"The audit trail: who read which full number or case, and why (admin, auditor)."`
 	Report   ReportCmd   `cmd:"" help:"Reports: the monthly evaluation."`
 	Abuse    AbuseCmd    `cmd:"" help:"Article 26: abusive callers' decisions (queue, show, confirm, shorten, lift, evidence), agent flags, policy."`
+
+	Agents       AgentsCmd       `cmd:"" help:"Agents: list, add, remove, state (log in, pause with a reason, log out)."`
+	Queues       QueuesCmd       `cmd:"" help:"Agent queues and their live figures."`
+	Destinations DestinationsCmd `cmd:"" help:"Configured transfer destinations (12315, 12333, ...) and their figures."`
+	Callbacks    CallbacksCmd    `cmd:"" help:"Callback tasks (回拨): list, take."`
 }
 
 // Globals is what every command's Run gets.

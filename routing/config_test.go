@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"log/slog"
 	"os"
@@ -174,5 +175,17 @@ func TestMetrics(t *testing.T) {
 	}
 	if got["hotline.queue.agents/wrap-up"]+got["hotline.queue.agents/available"] != 1 {
 		t.Errorf("agent 1001 neither wrap-up nor available: %v", got)
+	}
+}
+
+func TestLateDialer(t *testing.T) {
+	var l LateDialer
+	if _, err := l.RingAgent(context.Background(), AgentRing{}); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("before Set: %v", err)
+	}
+	d := newFakeDialer()
+	l.Set(d)
+	if _, err := l.DialOut(context.Background(), Outbound{Number: "12315"}); !errors.Is(err, ErrUnreachable) || len(d.outs) != 1 {
+		t.Fatalf("after Set: %v %d", err, len(d.outs))
 	}
 }

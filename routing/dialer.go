@@ -3,6 +3,8 @@ package routing
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cq12345/hotline/ivr"
@@ -82,3 +84,48 @@ var (
 // CaseNumberer is implemented by calls that know their case's number
 // (hotlined's case-opening wrapper): it goes to the agent with the call.
 type CaseNumberer interface{ CaseNumber() string }
+
+// LateDialer lets the router be built before the plane that dials exists
+// (hotlined builds the interpreter, then starts the sip plane): until Set,
+// every leg is ErrUnreachable.
+type LateDialer struct {
+	d atomic.Pointer[Dialer]
+}
+
+// Set installs the plane's dialer.
+func (l *LateDialer) Set(d Dialer) { l.d.Store(&d) }
+
+func (l *LateDialer) get() (Dialer, error) {
+	p := l.d.Load()
+	if p == nil {
+		return nil, fmt.Errorf("%w: no media plane yet", ErrUnreachable)
+	}
+	return *p, nil
+}
+
+// RingAgent implements Dialer.
+func (l *LateDialer) RingAgent(ctx context.Context, r AgentRing) (Leg, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.RingAgent(ctx, r)
+}
+
+// DialOut implements Dialer.
+func (l *LateDialer) DialOut(ctx context.Context, r Outbound) (Leg, error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return d.DialOut(ctx, r)
+}
+
+// Bridge implements Dialer.
+func (l *LateDialer) Bridge(ctx context.Context, a, b ivr.Call) error {
+	d, err := l.get()
+	if err != nil {
+		return err
+	}
+	return d.Bridge(ctx, a, b)
+}

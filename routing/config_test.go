@@ -2,8 +2,8 @@ package routing
 
 import (
 	"bytes"
-	"errors"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"

@@ -175,6 +175,7 @@ func (s *Service) load(ctx context.Context) error {
 		for _, e := range evs {
 			s.apply(e)
 			s.lastSeq = e.Seq
+			s.seen[e.ID] = e.Seq // Sync re-reads an overlap: never apply twice
 		}
 		n += len(evs)
 		if len(evs) < 10000 {
@@ -392,13 +393,14 @@ func (s *Service) Check(ctx context.Context, c CallStart) Verdict {
 	a := s.eng.arrive(k, c.At, s.allow[hash])
 	v := Verdict{Counted: a.counted, Exempt: a.exempt}
 	dec := a.live
+	var decEvs []*event
 	if a.want > None {
-		d, exempt := s.escalate(ctx, k, hash, s.cfg.Mask(c.Caller), c.CallID, c.At, a.want, a.fire)
+		d, exempt, evs := s.escalate(ctx, k, hash, s.cfg.Mask(c.Caller), c.CallID, c.At, a.want, a.fire)
 		if exempt != "" {
 			s.eng.uncount(k, sec(c.At))
 			v.Counted, v.Exempt = false, exempt
 		} else if d != nil {
-			dec, v.New = d, true
+			dec, v.New, decEvs = d, true, evs
 		}
 	}
 	v.fill(dec, s.pol, c.At)
@@ -406,7 +408,12 @@ func (s *Service) Check(ctx context.Context, c CallStart) Verdict {
 	if dec != nil {
 		ev.Dec = dec.ID
 	}
+	// The arrival first: replayed, it counts before the decision spends
+	// the signals, as it did here.
 	s.enqueue(ev)
+	for _, e := range decEvs {
+		s.enqueue(e)
+	}
 	if c.CallID != "" {
 		s.mu.Lock()
 		s.active[c.CallID] = &activeCall{hash: hash, masked: s.cfg.Mask(c.Caller), arrived: c.At, counted: v.Counted}
@@ -430,7 +437,7 @@ func (v *Verdict) fill(d *Decision, p *Policy, now time.Time) {
 
 // escalate takes a new decision unless the caller turns out to have an
 // open case (then the call is a follow-up: exempt "open_case").
-func (s *Service) escalate(ctx context.Context, k uint64, hash, masked, callID string, at time.Time, m Measure, f *firing) (*Decision, string) {
+func (s *Service) escalate(ctx context.Context, k uint64, hash, masked, callID string, at time.Time, m Measure, f *firing) (*Decision, string, []*event) {
 	if s.cfg.OpenCases != nil && f.rule.Signal != SignalFlags {
 		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		open, err := s.cfg.OpenCases.HasOpenCase(cctx, hash)
@@ -439,10 +446,10 @@ func (s *Service) escalate(ctx context.Context, k uint64, hash, masked, callID s
 			// Unknown: no new measure (a wrong block costs more than a
 			// missed one); the next call asks again.
 			s.log.Warn("abuse: open-case check failed; no new measure", "caller", masked, "err", err)
-			return nil, ExemptOpenCase
+			return nil, ExemptOpenCase, nil
 		}
 		if open {
-			return nil, ExemptOpenCase
+			return nil, ExemptOpenCase, nil
 		}
 	}
 	d := &Decision{
@@ -478,13 +485,14 @@ func (s *Service) escalate(ctx context.Context, k uint64, hash, masked, callID s
 		}
 		s.eng.applyDecision(st, d)
 	})
+	var evs []*event
 	if superseded != nil {
-		s.enqueue(&event{Kind: evDecision, At: at, CallerHash: hash, CallID: callID, Decision: superseded})
+		evs = append(evs, &event{Kind: evDecision, At: at, CallerHash: hash, CallID: callID, Decision: superseded})
 	}
-	s.enqueue(&event{Kind: evDecision, At: at, CallerHash: hash, CallID: callID, Decision: d.clone()})
+	evs = append(evs, &event{Kind: evDecision, At: at, CallerHash: hash, CallID: callID, Decision: d.clone()})
 	s.log.Info("abuse: decision", "decision", d.ID, "caller", masked, "measure", m.String(), "status", d.Status,
 		"rule", d.Rule, "count", d.Count, "window", d.Window.D().String())
-	return d, ""
+	return d, "", evs
 }
 
 // CallEnd is how a call ended, for the signals.
@@ -532,7 +540,10 @@ func (s *Service) End(ctx context.Context, e CallEnd) {
 		Outcome: e.Outcome, IVRMS: e.IVR.Milliseconds(), TalkMS: e.Talk.Milliseconds(), FollowUp: e.FollowUp,
 		CutOff: e.CutOff, Long: long, Recording: e.Recording})
 	if m > None {
-		s.escalate(ctx, k, ac.hash, ac.masked, e.CallID, e.Ended, m, f)
+		_, _, evs := s.escalate(ctx, k, ac.hash, ac.masked, e.CallID, e.Ended, m, f)
+		for _, e := range evs {
+			s.enqueue(e)
+		}
 	}
 }
 
@@ -611,13 +622,19 @@ func (s *Service) Flag(ctx context.Context, callID, agent, kind, note string) (*
 	if m == None {
 		return nil, s.flush(ctx)
 	}
-	d, _ := s.escalate(ctx, k, hash, masked, callID, now, m, f)
-	if d != nil {
-		for i := range d.Flags {
-			if d.Flags[i].ID == e.ID {
-				d.Flags[i].Agent, d.Flags[i].CallID = agent, callID
+	d, _, evs := s.escalate(ctx, k, hash, masked, callID, now, m, f)
+	for _, x := range append(evs, &event{Decision: d}) {
+		if x.Decision == nil || d == nil || x.Decision.ID != d.ID {
+			continue
+		}
+		for i := range x.Decision.Flags {
+			if x.Decision.Flags[i].ID == e.ID {
+				x.Decision.Flags[i].Agent, x.Decision.Flags[i].CallID = agent, callID
 			}
 		}
+	}
+	for _, e := range evs {
+		s.enqueue(e)
 	}
 	if err := s.flush(ctx); err != nil {
 		return d, err

@@ -44,7 +44,7 @@ func newRoutingFixture(t *testing.T) (map[string]*client.Client, *routing.Router
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := routing.OpenStore(ctx, db, "")
+	store, err := routing.OpenStore(ctx, db, routing.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

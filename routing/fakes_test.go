@@ -225,7 +225,7 @@ func openStoreDSN(t testing.TB, dsn string) *SQLStore {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := OpenStore(context.Background(), db, "")
+	s, err := OpenStore(context.Background(), db, StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -58,8 +59,27 @@ type Release struct {
 // SQLStore keeps agents, their live state, reservations and callback tasks
 // in the data store (component "routing").
 type SQLStore struct {
-	db    *sqldb.DB
-	realm string
+	db  *sqldb.DB
+	cfg StoreConfig
+}
+
+// Sealer encrypts personal data at rest; cases.KeyRing implements it
+// (AES-256-GCM, the purpose bound as additional data).
+type Sealer interface {
+	Seal(plain []byte, purpose string) (string, error)
+	Open(sealed, purpose string) ([]byte, error)
+}
+
+// StoreConfig configures a SQLStore.
+type StoreConfig struct {
+	// Realm is the SIP digest realm of new agents ("" = DefaultRealm).
+	Realm string
+	// Sealer encrypts the numbers of callback tasks. Nil stores them in
+	// clear: tests only; hotlined passes the cases key ring.
+	Sealer Sealer
+	// Hash is the keyed look-up hash of a number (cases.Protector's
+	// CallerHash), used to find a number's open task. Nil: SHA-256.
+	Hash func(number string) string
 }
 
 var migrations = []sqldb.Migration{{Version: 1, SQL: `CREATE TABLE routing_agents (
@@ -88,7 +108,8 @@ CREATE TABLE routing_callbacks (
 	case_number TEXT NOT NULL,
 	call_id TEXT NOT NULL,
 	queue TEXT NOT NULL,
-	number TEXT NOT NULL,
+	number_sealed TEXT NOT NULL,
+	number_hash TEXT NOT NULL,
 	lang TEXT NOT NULL,
 	state TEXT NOT NULL,
 	agent_id TEXT NOT NULL DEFAULT '',
@@ -97,18 +118,36 @@ CREATE TABLE routing_callbacks (
 	created_ms BIGINT NOT NULL,
 	updated_ms BIGINT NOT NULL
 );
-CREATE INDEX routing_callbacks_state ON routing_callbacks (state, created_ms)`}}
+CREATE INDEX routing_callbacks_state ON routing_callbacks (state, created_ms);
+CREATE INDEX routing_callbacks_number ON routing_callbacks (number_hash, state)`}}
 
-// OpenStore migrates the "routing" component and returns the store. realm
-// is the SIP digest realm of new agents ("" = DefaultRealm).
-func OpenStore(ctx context.Context, db *sqldb.DB, realm string) (*SQLStore, error) {
+// OpenStore migrates the "routing" component and returns the store.
+func OpenStore(ctx context.Context, db *sqldb.DB, cfg StoreConfig) (*SQLStore, error) {
 	if err := db.Migrate(ctx, "routing", migrations); err != nil {
 		return nil, err
 	}
-	if realm == "" {
-		realm = DefaultRealm
+	if cfg.Realm == "" {
+		cfg.Realm = DefaultRealm
 	}
-	return &SQLStore{db: db, realm: realm}, nil
+	if cfg.Hash == nil {
+		cfg.Hash = func(n string) string { h := sha256.Sum256([]byte(n)); return hex.EncodeToString(h[:]) }
+	}
+	return &SQLStore{db: db, cfg: cfg}, nil
+}
+
+func (s *SQLStore) seal(number, id string) (string, error) {
+	if s.cfg.Sealer == nil {
+		return number, nil
+	}
+	return s.cfg.Sealer.Seal([]byte(number), "callback/"+id)
+}
+
+func (s *SQLStore) open(sealed, id string) (string, error) {
+	if s.cfg.Sealer == nil {
+		return sealed, nil
+	}
+	b, err := s.cfg.Sealer.Open(sealed, "callback/"+id)
+	return string(b), err
 }
 
 func ms(t time.Time) int64 {
@@ -157,8 +196,8 @@ func (s *SQLStore) AddAgent(ctx context.Context, n NewAgent, now time.Time) (*Ag
 	skills, _ := json.Marshal(n.Skills)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO routing_agents (id, name, extension, realm, ha1_md5, ha1_sha256, skills,
 		presence, pause_reason, since_ms, idle_since_ms, created_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
-		n.ID, strings.TrimSpace(n.Name), n.Extension, s.realm, HA1("MD5", n.Extension, s.realm, n.Password),
-		HA1("SHA-256", n.Extension, s.realm, n.Password), string(skills), string(n.Presence), n.PauseReason,
+		n.ID, strings.TrimSpace(n.Name), n.Extension, s.cfg.Realm, HA1("MD5", n.Extension, s.cfg.Realm, n.Password),
+		HA1("SHA-256", n.Extension, s.cfg.Realm, n.Password), string(skills), string(n.Presence), n.PauseReason,
 		ms(now), ms(now), ms(now))
 	if err != nil {
 		if s.exists(ctx, n) {
@@ -373,7 +412,8 @@ func newID() string {
 // task gets no second one (the existing task is returned, created false).
 func (s *SQLStore) AddCallback(ctx context.Context, c Callback, now time.Time) (Callback, bool, error) {
 	var existing string
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM routing_callbacks WHERE number = $1 AND state IN ('open','taken')`, c.Number).Scan(&existing)
+	hash := s.cfg.Hash(c.Number)
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM routing_callbacks WHERE number_hash = $1 AND state IN ('open','taken')`, hash).Scan(&existing)
 	if err == nil {
 		got, err := s.callback(ctx, existing)
 		return got, false, err
@@ -382,25 +422,37 @@ func (s *SQLStore) AddCallback(ctx context.Context, c Callback, now time.Time) (
 		return c, false, fmt.Errorf("routing: callback: %w", err)
 	}
 	c.ID, c.State, c.Created, c.Updated = newID(), CallbackOpen, now, now
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO routing_callbacks (id, case_number, call_id, queue, number, lang, state, created_ms, updated_ms)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`, c.ID, c.Case, c.CallID, c.Queue, c.Number, c.Lang, c.State, ms(now), ms(now)); err != nil {
+	sealed, err := s.seal(c.Number, c.ID)
+	if err != nil {
+		return c, false, fmt.Errorf("routing: seal callback number: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO routing_callbacks (id, case_number, call_id, queue, number_sealed, number_hash, lang, state, created_ms, updated_ms)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`, c.ID, c.Case, c.CallID, c.Queue, sealed, hash, c.Lang, c.State, ms(now), ms(now)); err != nil {
 		return c, false, fmt.Errorf("routing: add callback: %w", err)
 	}
 	return c, true, nil
 }
 
-const callbackCols = `id, case_number, call_id, queue, number, lang, state, agent_id, attempts, reason, created_ms, updated_ms`
+const callbackCols = `id, case_number, call_id, queue, number_sealed, lang, state, agent_id, attempts, reason, created_ms, updated_ms`
 
-func scanCallback(sc interface{ Scan(...any) error }) (Callback, error) {
+func (s *SQLStore) scanCallback(sc interface{ Scan(...any) error }) (Callback, error) {
 	var c Callback
 	var created, updated int64
-	err := sc.Scan(&c.ID, &c.Case, &c.CallID, &c.Queue, &c.Number, &c.Lang, &c.State, &c.Agent, &c.Attempts, &c.Reason, &created, &updated)
+	var sealed string
+	if err := sc.Scan(&c.ID, &c.Case, &c.CallID, &c.Queue, &sealed, &c.Lang, &c.State, &c.Agent, &c.Attempts, &c.Reason, &created, &updated); err != nil {
+		return c, err
+	}
 	c.Created, c.Updated = fromMS(created), fromMS(updated)
-	return c, err
+	n, err := s.open(sealed, c.ID)
+	if err != nil {
+		return c, fmt.Errorf("routing: callback %s number: %w", c.ID, err)
+	}
+	c.Number = n
+	return c, nil
 }
 
 func (s *SQLStore) callback(ctx context.Context, id string) (Callback, error) {
-	c, err := scanCallback(s.db.QueryRowContext(ctx, `SELECT `+callbackCols+` FROM routing_callbacks WHERE id = $1`, id))
+	c, err := s.scanCallback(s.db.QueryRowContext(ctx, `SELECT `+callbackCols+` FROM routing_callbacks WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNoCallback
 	}
@@ -416,7 +468,7 @@ func (s *SQLStore) Callbacks(ctx context.Context, states ...string) ([]Callback,
 	defer rows.Close()
 	var out []Callback
 	for rows.Next() {
-		c, err := scanCallback(rows)
+		c, err := s.scanCallback(rows)
 		if err != nil {
 			return nil, err
 		}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cq12345/hotline/cases"
+	"github.com/cq12345/hotline/sqldb"
 )
 
 // stores returns the databases a store test runs on: SQLite always,
@@ -255,5 +259,52 @@ func TestTwoRoutersOneStore(t *testing.T) {
 	}
 	if n := len(d.ringLog()); n != 12 {
 		t.Fatalf("%d rings for 12 calls", n)
+	}
+}
+
+// TestCallbackNumbersSealed: a callback's number is sealed at rest (the
+// cases key ring) and found again through its keyed hash.
+func TestCallbackNumbersSealed(t *testing.T) {
+	ctx := context.Background()
+	key := make([]byte, 32)
+	kr, err := cases.NewKeyRing("k1", map[string][]byte{"k1": key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "cb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s, err := OpenStore(ctx, db, StoreConfig{Sealer: kr, Hash: func(n string) string { return "h:" + n[len(n)-4:] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cb, created, err := s.AddCallback(ctx, Callback{Case: "2026112800001", CallID: "c1", Queue: "general", Number: "13800138000", Lang: "zh-CN"}, now)
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	var raw string
+	db.QueryRowContext(ctx, `SELECT number_sealed FROM routing_callbacks WHERE id = $1`, cb.ID).Scan(&raw)
+	if !strings.HasPrefix(raw, "v1.k1.") || strings.Contains(raw, "138") {
+		t.Fatalf("stored %q", raw)
+	}
+	if _, created, _ := s.AddCallback(ctx, Callback{Case: "2026112800002", CallID: "c2", Queue: "general", Number: "13800138000"}, now); created {
+		t.Fatal("second open task for one number")
+	}
+	l, err := s.Callbacks(ctx, CallbackOpen)
+	if err != nil || len(l) != 1 || l[0].Number != "13800138000" || l[0].Case != "2026112800001" {
+		t.Fatalf("%+v %v", l, err)
+	}
+	if _, err := s.TakeCallback(ctx, cb.ID, "1001", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.TakeCallback(ctx, cb.ID, "1002", now); !errors.Is(err, ErrNoCallback) {
+		t.Fatalf("taken twice: %v", err)
+	}
+	s.FinishCallback(ctx, cb.ID, CallbackDone, "", now)
+	if _, created, _ := s.AddCallback(ctx, Callback{Case: "2026112800003", CallID: "c3", Queue: "general", Number: "13800138000"}, now); !created {
+		t.Fatal("a number whose task is done gets no new one")
 	}
 }

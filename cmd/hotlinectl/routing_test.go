@@ -41,7 +41,7 @@ func TestRoutingCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := routing.OpenStore(ctx, db, "")
+	store, err := routing.OpenStore(ctx, db, routing.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

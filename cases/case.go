@@ -164,6 +164,11 @@ type NewCall struct {
 	// block it reserved from the store, or empty).
 	CaseID string
 	Number string
+	// Created is when the case was opened; zero means when it reaches
+	// the store. Durable sets it, so that a case replayed from the
+	// journal keeps the time it was opened and its created event stays
+	// before the events that followed it.
+	Created time.Time
 }
 
 // String describes the call for logs, masked.

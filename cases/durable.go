@@ -277,6 +277,9 @@ func (d *Durable) CreateForCall(ctx context.Context, call NewCall) (*Case, error
 	if call.CaseID == "" {
 		call.CaseID = NewID()
 	}
+	if call.Created.IsZero() {
+		call.Created = d.cfg.Now()
+	}
 	if call.Number == "" {
 		call.Number = d.takeNumber(DayOf(call.Started))
 	}
@@ -296,7 +299,7 @@ func (d *Durable) CreateForCall(ctx context.Context, call NewCall) (*Case, error
 	c := &Case{ID: call.CaseID, Number: call.Number, CallID: call.CallID,
 		CallerMasked: MaskCaller(call.Caller), Dialled: call.Dialled, Plane: call.Plane,
 		Started: call.Started, Answered: call.Answered, Language: call.Language,
-		Status: StatusOpened, Created: now, Updated: now}
+		Status: StatusOpened, Created: call.Created, Updated: now}
 	d.mu.Lock()
 	for _, k := range []string{c.ID, "call:" + c.CallID, c.Number} {
 		if k != "" {

@@ -211,6 +211,9 @@ func (s *SQLStore) CreateForCall(ctx context.Context, n NewCall) (*Case, error) 
 		Dialled: n.Dialled, Plane: n.Plane, Started: n.Started, Answered: n.Answered, Language: n.Language,
 		Status: StatusOpened, Created: now, Updated: now,
 	}
+	if !n.Created.IsZero() {
+		c.Created = n.Created
+	}
 	// Two tries: a number reserved by a Durable that another process also
 	// used (it cannot, but a restored backup could) falls back to a fresh one.
 	for try := 0; try < 2; try++ {

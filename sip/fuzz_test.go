@@ -66,6 +66,11 @@ func FuzzGuard(f *testing.F) {
 				t.Fatalf("passed an unparsable message %q: %v", msg, err)
 			}
 		}
+		if v.rewrite != nil {
+			if _, err := sip.ParseMessage(v.rewrite); err != nil {
+				t.Fatalf("rewrite of %q does not parse: %v", msg, err)
+			}
+		}
 		_, _, _, _ = frameMessage(msg)
 		if m, ok := forceRport(msg, 65535); ok && !v.drop {
 			if _, err := sip.ParseMessage(m); err != nil {

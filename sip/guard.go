@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,14 @@ type verdict struct {
 	// fatal closes a stream connection: its framing is lost (RFC 3261
 	// §18.3, RFC 4475 §3.1.2.3).
 	fatal bool
+	// rewrite, when set, replaces the message: a well-formed request that
+	// sipgo reads wrongly, re-serialised after the fix.
+	rewrite []byte
 }
+
+// tagParam finds a tag parameter written with LWS around ';' and '='
+// (legal, RFC 3261 §25.1; RFC 4475 §3.1.1.1), which sipgo misses.
+var tagParam = regexp.MustCompile(`(?i);\s*tag\s*=\s*([^\s;,]+)`)
 
 // allowedMethods is our Allow header value.
 const allowedMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
@@ -210,6 +218,41 @@ func (g *guard) check(raw []byte) verdict {
 			return reject(420, "Bad Extension", "unsupported Require", "Unsupported: "+strings.Join(unsupported, ", "))
 		}
 	}
+	// Tags sipgo missed (a To tag makes the request part of a dialog, a
+	// From tag is in every transaction and dialog key).
+	var fixed bool
+	for _, h := range hdrs {
+		var params *sip.HeaderParams
+		switch h.name {
+		case "from":
+			if f := req.From(); f != nil {
+				params = &f.Params
+			}
+		case "to":
+			if t := req.To(); t != nil {
+				params = &t.Params
+			}
+		default:
+			continue
+		}
+		if params == nil || params.Has("tag") {
+			continue
+		}
+		after := h.value
+		if i := strings.LastIndexByte(after, '>'); i >= 0 {
+			after = after[i+1:]
+		}
+		if m := tagParam.FindStringSubmatch(after); m != nil {
+			if *params == nil {
+				*params = sip.NewParams()
+			}
+			params.Add("tag", m[1])
+			fixed = true
+		}
+	}
+	if fixed {
+		return verdict{rewrite: []byte(req.String())}
+	}
 	return verdict{}
 }
 
@@ -300,6 +343,9 @@ func (c *guardedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 			_, _ = c.PacketConn.WriteTo(v.resp, addr)
 		}
 		if !v.drop {
+			if v.rewrite != nil && len(v.rewrite) <= len(b) {
+				n = copy(b, v.rewrite)
+			}
 			if m, ok := forceRport(b[:n], len(b)); ok {
 				n = copy(b, m)
 			}
@@ -378,6 +424,9 @@ func (c *guardedConn) Read(b []byte) (int, error) {
 			}
 			if !v.drop {
 				c.out = msg
+				if v.rewrite != nil {
+					c.out = v.rewrite
+				}
 			}
 			continue
 		}
@@ -503,6 +552,9 @@ func forceRport(msg []byte, limit int) ([]byte, bool) {
 		first := value[:end]
 		if bytes.Contains(bytes.ToLower(first), []byte("rport")) {
 			return nil, false
+		}
+		if i < len(msg) && (msg[i] == ' ' || msg[i] == '\t') {
+			return nil, false // folded over lines: leave it alone
 		}
 		at := valStart + len(bytes.TrimRight(first, " \t"))
 		if len(msg)+6 > limit {

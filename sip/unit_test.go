@@ -118,6 +118,7 @@ func TestForceRport(t *testing.T) {
 		{"OPTIONS sip:a SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1 , SIP/2.0/UDP g\r\n\r\n", "OPTIONS sip:a SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK1;rport , SIP/2.0/UDP g\r\n\r\n"},
 		{"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;rport;branch=z9hG4bK1\r\n\r\n", ""},
 		{"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n", ""},
+		{"OPTIONS sip:a SIP/2.0\r\nVia: SIP / 2.0\r\n /UDP h;branch=z9hG4bK1\r\n\r\n", ""},
 	}
 	for _, tc := range cases {
 		got, ok := forceRport([]byte(tc.in), 65535)

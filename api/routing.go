@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cq12345/hotline/api/auth"
 	"github.com/cq12345/hotline/routing"
@@ -26,6 +28,7 @@ type Routing interface {
 	SetAgentState(ctx context.Context, id string, s routing.AgentState, reason, actor string) (routing.AgentView, error)
 	Callbacks(ctx context.Context, states ...string) ([]routing.Callback, error)
 	TakeCallback(ctx context.Context, id, agentID string) (routing.Callback, error)
+	Subscribe(agentID string) (<-chan routing.AgentEvent, func())
 }
 
 // DestinationList is the body of GET /api/v1/destinations.
@@ -85,6 +88,7 @@ func (s *Server) routingRoutes() {
 	m.Handle("GET /api/v1/agents/{id}", s.routingRole(routingReaders, s.showAgent))
 	m.Handle("DELETE /api/v1/agents/{id}", s.routingRole(agentManagers, s.removeAgent))
 	m.Handle("PUT /api/v1/agents/{id}/state", s.routingRole(stateChangers, s.setAgentState))
+	m.Handle("GET /api/v1/agents/{id}/events", s.routingRole(stateChangers, s.agentEvents))
 	m.Handle("GET /api/v1/callbacks", s.routingRole(routingReaders, s.listCallbacks))
 	m.Handle("POST /api/v1/callbacks/{id}/take", s.routingRole(stateChangers, s.takeCallback))
 }
@@ -199,6 +203,47 @@ func (s *Server) setAgentState(w http.ResponseWriter, r *http.Request, tok *auth
 	}
 	writeJSON(w, http.StatusOK, a)
 	return nil
+}
+
+// EventHeartbeat is how often an idle event stream gets a comment line,
+// so that proxies keep it open.
+const EventHeartbeat = 15 * time.Second
+
+// agentEvents streams an agent's call events (Server-Sent Events, one JSON
+// routing.AgentEvent per "data:" line, the kind as "event:"): the case of
+// the call ringing, its answer, its end. An agent streams only their own.
+func (s *Server) agentEvents(w http.ResponseWriter, r *http.Request, tok *auth.Token) error {
+	id := r.PathValue("id")
+	if err := mayActFor(tok, id); err != nil {
+		return err
+	}
+	if _, err := s.cfg.Routing.Agent(r.Context(), id); err != nil {
+		return err
+	}
+	events, cancel := s.cfg.Routing.Subscribe(id)
+	defer cancel()
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": agent "+id+"\n\n")
+	rc.Flush()
+	beat := time.NewTicker(EventHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-beat.C:
+			fmt.Fprint(w, ": heartbeat\n\n")
+		case e := <-events:
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b)
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
 }
 
 func (s *Server) listCallbacks(w http.ResponseWriter, r *http.Request, _ *auth.Token) error {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cq12345/hotline/api"
 	"github.com/cq12345/hotline/api/auth"
@@ -148,4 +149,56 @@ func TestRoutingAPI(t *testing.T) {
 	if _, err := as["rita"].Agent(ctx, "1002"); statusOf(err) != http.StatusNotFound {
 		t.Fatalf("removed agent: %v", err)
 	}
+}
+
+// waitingCall is a caller's call that only waits.
+type waitingCall struct{ done chan struct{} }
+
+func (c waitingCall) ID() string { return "call-1" }
+func (c waitingCall) Info() ivr.CallInfo {
+	return ivr.CallInfo{Caller: "13800138000", Dialled: "12345", Plane: "test"}
+}
+func (c waitingCall) Answer(context.Context) error               { return nil }
+func (c waitingCall) Play(context.Context, []string, bool) error { return nil }
+func (c waitingCall) ReadDigit(context.Context, time.Duration) (byte, error) {
+	return 0, ivr.ErrTimeout
+}
+func (c waitingCall) FlushDigits()                         {}
+func (c waitingCall) Hangup(context.Context, string) error { return nil }
+func (c waitingCall) Done() <-chan struct{}                { return c.done }
+func (c waitingCall) CaseNumber() string                   { return "2026112800042" }
+
+// TestAgentEventsStream: an agent streams their own call events (SSE);
+// not another agent's.
+func TestAgentEventsStream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	as, r := newRoutingFixture(t)
+	if _, err := as["alice"].AddAgent(ctx, routing.NewAgent{ID: "1001", Name: "王", Extension: "8001", Password: "s3cret-pass", Presence: routing.Available}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as["1001"].AgentEvents(ctx, "1002"); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("another agent's events: %v", err)
+	}
+	events, err := as["1001"].AgentEvents(ctx, "1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The phone is unreachable: the ring is a miss, which the agent sees
+	// with the case number.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Route(ctx, waitingCall{done: make(chan struct{})}, ivr.Decision{Kind: ivr.KindQueue, ID: "general"})
+	}()
+	select {
+	case e := <-events:
+		if e.Kind != "missed" || e.Case != "2026112800042" || e.Caller != "138****8000" || e.Agent != "1001" {
+			t.Fatalf("event %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+	cancel()
+	<-done
 }

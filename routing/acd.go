@@ -191,6 +191,9 @@ func (r *Router) ring(as assignment) {
 		return
 	}
 	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, Caller: w.call, CaseNumber: w.caseNum, Queue: q.cfg.ID, Timeout: q.cfg.RingTimeout})
+	if err == nil {
+		r.emit(r.callEvent("ringing", w, a.ID))
+	}
 	r.wg.Add(1)
 	go r.awaitAnswer(w, q, a, holder, leg, err)
 }
@@ -210,6 +213,7 @@ func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg L
 			r.mu.Lock()
 			q.fig.ringNoAnswer++
 			r.mu.Unlock()
+			r.emit(r.callEvent("missed", w, a.ID))
 			r.log.Info("routing: agent did not answer; call back at its place", "agent", a.ID, "queue", q.cfg.ID, "reason", reasonOf(err))
 			r.unring(w, a.ID)
 		} else {
@@ -392,6 +396,7 @@ func (r *Router) connected(ctx context.Context, w *waiter, c connected) (ivr.Out
 	r.mu.Unlock()
 	r.log.Info("routing: agent answered", "queue", q.cfg.ID, "agent", c.agent.ID, "call", w.call.ID(), "case", w.caseNum,
 		"wait_ms", wait.Milliseconds())
+	r.emit(r.callEvent("connected", w, c.agent.ID))
 	keys := append([]string{r.key(w.lang, "agent-number-is")}, r.digitKeys(w.lang, c.agent.ID)...)
 	keys = append(keys, r.key(w.lang, "agent-at-your-service"))
 	var callerGone bool
@@ -407,6 +412,9 @@ func (r *Router) connected(ctx context.Context, w *waiter, c connected) (ivr.Out
 	q.fig.handled(end.Sub(c.at))
 	r.mu.Unlock()
 	r.releaseAgent(c.agent.ID, c.holder, Release{Answered: true, WrapUntil: end.Add(q.cfg.WrapUp), Now: end})
+	ev := r.callEvent("ended", w, c.agent.ID)
+	ev.WrapUntil = end.Add(q.cfg.WrapUp)
+	r.emit(ev)
 	return legOutcome(ctx, callerGone, berr, "agent")
 }
 

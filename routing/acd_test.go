@@ -555,3 +555,42 @@ func TestTransfer(t *testing.T) {
 		t.Fatalf("dialled %d times, want 2 (12315, 12333): refused ones never reach the plane", n)
 	}
 }
+
+// TestAgentEvents: the agent's screen gets the case of the call ringing,
+// the answer and the end with the wrap-up time.
+func TestAgentEvents(t *testing.T) {
+	f := newFixture(t, &Config{Queues: []Queue{testQueue("general")}})
+	f.addAgent("1001", Available, Skills{})
+	f.dialer.set("1001", behaviour{answerAfter: 2 * time.Millisecond, talk: 10 * time.Millisecond})
+	events, cancel := f.r.Subscribe("1001")
+	defer cancel()
+	others, cancel2 := f.r.Subscribe("1002")
+	defer cancel2()
+	d := queueDecision("general")
+	d.Vars = map[string]string{"appeal": "complaint"}
+	c, ch := f.route(context.Background(), "c1", d)
+	<-ch
+	var kinds []string
+	for len(kinds) < 3 {
+		select {
+		case e := <-events:
+			kinds = append(kinds, e.Kind)
+			if e.Case != "Cc1" || e.Call != "c1" || e.Queue != "general" || e.Caller == c.caller || e.Caller == "" || e.Vars["appeal"] != "complaint" {
+				t.Fatalf("event %+v", e)
+			}
+			if e.Kind == "ended" && e.WrapUntil.IsZero() {
+				t.Fatalf("no wrap-up time: %+v", e)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("events so far %v", kinds)
+		}
+	}
+	if !slices.Equal(kinds, []string{"ringing", "connected", "ended"}) {
+		t.Fatalf("events %v", kinds)
+	}
+	select {
+	case e := <-others:
+		t.Fatalf("another agent got %+v", e)
+	default:
+	}
+}

@@ -84,6 +84,7 @@ type Router struct {
 	dests   map[string]*destFigures
 	cbs     int // callbacks booked
 	refused int // transfers to unconfigured destinations
+	subs    map[string]map[chan AgentEvent]struct{}
 
 	kick    chan struct{}
 	stop    context.CancelFunc

@@ -212,9 +212,15 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 			r.log.Error("routing: callback state", "callback", cb.ID, "err", ferr)
 		}
 		r.log.Info("routing: callback ended", "callback", cb.ID, "case", cb.Case, "agent", a.ID, "state", state, "reason", reason)
+		ev := AgentEvent{Kind: "ended", Agent: a.ID, Case: cb.Case, Queue: cb.Queue, Callback: cb.ID, WrapUntil: rel.WrapUntil}
+		r.emit(ev)
+	}
+	cbEvent := func(kind string) {
+		r.emit(AgentEvent{Kind: kind, Agent: a.ID, Case: cb.Case, Queue: cb.Queue, Callback: cb.ID, Lang: cb.Lang})
 	}
 	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, CaseNumber: cb.Case, Queue: cb.Queue, Timeout: r.o.CallbackRing})
 	if err == nil {
+		cbEvent("ringing")
 		err = waitAnswer(ctx, leg, r.o.CallbackRing, nil)
 	}
 	if err != nil {
@@ -227,10 +233,7 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 		h.activity = OnCall
 	}
 	r.mu.Unlock()
-	lang := cb.Lang
-	if lang == "" {
-		lang = ivr.DefaultLanguage
-	}
+	cbEvent("connected")
 	// The agent hears that the citizen is being called (agents work in
 	// zh-CN whatever the citizen's language).
 	leg.Play(ctx, []string{r.key(ivr.DefaultLanguage, "callback-connecting")}, false)

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -100,4 +102,52 @@ func (c *Client) TakeCallback(ctx context.Context, id, agent string) (*api.Callb
 		return nil, err
 	}
 	return &out, nil
+}
+
+// AgentEvents streams an agent's call events until ctx ends (the channel
+// is closed then, or when the server ends the stream).
+func (c *Client) AgentEvents(ctx context.Context, id string) (<-chan routing.AgentEvent, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/agents/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// No overall timeout: the stream lasts.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		se := &StatusError{Status: resp.StatusCode}
+		if json.NewDecoder(resp.Body).Decode(&se.Body) != nil || se.Body.Message == "" {
+			se.Body.Message = resp.Status
+		}
+		return nil, se
+	}
+	out := make(chan routing.AgentEvent, 16)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var e routing.AgentEvent
+			if json.Unmarshal([]byte(data), &e) != nil {
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
 }

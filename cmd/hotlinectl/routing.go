@@ -17,6 +17,33 @@ type AgentsCmd struct {
 	Add    AgentsAddCmd    `cmd:"" help:"Create an agent (admin); the SIP password is stored only as a digest HA1."`
 	Remove AgentsRemoveCmd `cmd:"" help:"Delete an agent who is not on a call (admin)."`
 	State  AgentsStateCmd  `cmd:"" help:"Log an agent in (available), out (logged-out), or pause them with a reason."`
+	Events AgentsEventsCmd `cmd:"" help:"Follow an agent's call events (case of the call ringing, answer, end) until interrupted."`
+}
+
+// AgentsEventsCmd: agents events ID.
+type AgentsEventsCmd struct {
+	ID string `arg:"" help:"The agent's number (工号)."`
+}
+
+func (c *AgentsEventsCmd) Run(g *Globals) error {
+	cl, err := g.Client()
+	if err != nil {
+		return err
+	}
+	events, err := cl.AgentEvents(g.ctx, c.ID)
+	if err != nil {
+		return g.explain(err)
+	}
+	for e := range events {
+		if g.cli.JSON {
+			if err := g.printJSON(e); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(g.out, "%s %-9s case %s queue %s call %s caller %s\n", ts(e.At), e.Kind, dash(e.Case), dash(e.Queue), dash(e.Call), dash(e.Caller))
+	}
+	return nil
 }
 
 // AgentsListCmd: agents list.

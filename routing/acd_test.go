@@ -594,3 +594,21 @@ func TestAgentEvents(t *testing.T) {
 	default:
 	}
 }
+
+type closedCalendars struct{}
+
+func (closedCalendars) Has(string) bool                        { return true }
+func (closedCalendars) IsOpen(string, time.Time) (bool, error) { return false, nil }
+
+// TestTransferClosedLine: a destination whose calendar is closed is not
+// dialled; the flow falls back.
+func TestTransferClosedLine(t *testing.T) {
+	cfg := &Config{Queues: []Queue{testQueue("complaints")}, Destinations: []Destination{
+		{ID: "edu-bureau", Number: "02363862437", Trunk: "sip:127.0.0.1:5099", Calendar: "edu-bureau", Fallback: "complaints", Names: map[string]string{"zh-CN": "教育局"}}}}
+	f := newFixture(t, cfg, func(o *Options) { o.Calendars = closedCalendars{} })
+	f.dialer.lines["02363862437"] = behaviour{answerAfter: time.Millisecond}
+	_, ch := f.route(context.Background(), "c1", ivr.Decision{Kind: ivr.KindTransfer, ID: "edu-bureau"})
+	if res := <-ch; res.out.Status != ivr.OutcomeFailed || res.out.Reason != "closed" || len(f.dialer.outs) != 0 {
+		t.Fatalf("%v, %d dialled", res.out, len(f.dialer.outs))
+	}
+}

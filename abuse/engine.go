@@ -309,8 +309,9 @@ func (e *engine) applyArrive(st *callerState, now uint32, exempt string) {
 	case "":
 		st.redials = 0
 		st.cutOff = false
-		st.calls = prune(append(st.calls, now), now, e.winCalls, e.ringCalls)
+		st.calls = insertSorted(st.calls, now)
 	}
+	st.calls = prune(st.calls, now, e.winCalls, e.ringCalls)
 }
 
 // uncount takes a counted call back (a follow-up found afterwards).
@@ -340,7 +341,7 @@ func (e *engine) applyEnd(st *callerState, end uint32, cutOff, long bool, at tim
 		return None, nil
 	}
 	x := st.ext()
-	x.long = prune(append(x.long, end), end, e.winLong, e.ringLong)
+	x.long = prune(insertSorted(x.long, end), end, e.winLong, e.ringLong)
 	m, f := e.next(st, e.evaluate(st, SignalLongCalls, end), end)
 	if live := st.live(at); m > None && (live == nil || m > live.Measure) {
 		return m, f
@@ -432,4 +433,14 @@ func (e *engine) size() int {
 		e.sh[i].Unlock()
 	}
 	return n
+}
+
+// insertSorted inserts t into an ascending slice (events of another
+// process may arrive a little out of order).
+func insertSorted(ts []uint32, t uint32) []uint32 {
+	i := len(ts)
+	for i > 0 && ts[i-1] > t {
+		i--
+	}
+	return slices.Insert(ts, i, t)
 }

@@ -80,6 +80,7 @@ type Service struct {
 	queue  []*event
 	kick   chan struct{}
 
+	flushMu sync.Mutex
 	syncMu  sync.Mutex
 	lastSeq int64
 	seen    map[string]int64 // recently applied event ids (sync overlap)
@@ -239,7 +240,7 @@ func (s *Service) enqueue(e *event) {
 	s.queue = append(s.queue, e)
 	n := len(s.queue)
 	s.mu.Unlock()
-	if n >= 256 {
+	if n >= 4096 {
 		select {
 		case s.kick <- struct{}{}:
 		default:
@@ -274,6 +275,9 @@ func (s *Service) flushLoop() {
 // flush writes the queued events. On failure they stay queued (in order)
 // for the next try.
 func (s *Service) flush(ctx context.Context) error {
+	// One flush at a time: batches must reach the log in queue order.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	q := s.queue
 	s.queue = nil
@@ -282,7 +286,7 @@ func (s *Service) flush(ctx context.Context) error {
 		return nil
 	}
 	for len(q) > 0 {
-		n := min(len(q), 500)
+		n := min(len(q), 2000)
 		if err := s.st.writeBatch(ctx, q[:n]); err != nil {
 			s.mu.Lock()
 			s.queue = append(q, s.queue...)

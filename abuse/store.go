@@ -99,11 +99,15 @@ func (s *dbStore) writeBatch(ctx context.Context, evs []*event) error {
 		return fmt.Errorf("abuse: store: %w", err)
 	}
 	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO abuse_events (id, at, kind, caller_hash, call_id, proc, data)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("abuse: store: %w", err)
+	}
+	defer ins.Close()
 	for _, e := range evs {
 		data, _ := json.Marshal(e)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO abuse_events (id, at, kind, caller_hash, call_id, proc, data)
-VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
-			e.ID, e.At.UnixMicro(), e.Kind, e.CallerHash, e.CallID, e.Proc, string(data)); err != nil {
+		if _, err := ins.ExecContext(ctx, e.ID, e.At.UnixMicro(), e.Kind, e.CallerHash, e.CallID, e.Proc, string(data)); err != nil {
 			return fmt.Errorf("abuse: store event: %w", err)
 		}
 		if e.Decision != nil {

@@ -48,7 +48,9 @@ func month(r *rand.Rand, open *openCases) ([]simCaller, []*simCall) {
 		return num
 	}
 	add := func(c *simCall) { calls = append(calls, c) }
-	day := func(d int, h, m int) time.Time { return start.AddDate(0, 0, d).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+	day := func(d int, h, m int) time.Time {
+		return start.AddDate(0, 0, d).Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute)
+	}
 	randTime := func() time.Time { return day(r.IntN(30), 7+r.IntN(14), r.IntN(60)) }
 
 	// Ordinary: 1-3 calls in the month; some cut off.

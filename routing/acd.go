@@ -87,10 +87,14 @@ func (r *Router) decide(now time.Time) []assignment {
 			}
 		}
 		if len(l) > 0 {
+			// Sorted once by the strategy: each call then takes the first
+			// acceptable agent, so a round costs O(F log F + C), not O(F×C).
+			sort.Slice(l, func(i, j int) bool { return q.better(l[i], l[j]) })
 			qs = append(qs, q)
 			elig[q] = l
 		}
 	}
+	cursor := make(map[*queue]int, len(qs))
 	sort.SliceStable(qs, func(i, j int) bool { return qs[i].cfg.Priority > qs[j].cfg.Priority })
 	taken := map[string]bool{}
 	var out []assignment
@@ -126,7 +130,11 @@ func (r *Router) decide(now time.Time) []assignment {
 		pos[bi]++
 		var best *Agent
 		skippedTried := false
-		for _, a := range elig[q] {
+		l := elig[q]
+		for cursor[q] < len(l) && taken[l[cursor[q]].ID] {
+			cursor[q]++
+		}
+		for _, a := range l[cursor[q]:] {
 			if taken[a.ID] || (w.lang != "" && !a.Skills.speaks(w.lang)) {
 				continue
 			}
@@ -134,9 +142,8 @@ func (r *Router) decide(now time.Time) []assignment {
 				skippedTried = true
 				continue
 			}
-			if best == nil || q.better(a, best) {
-				best = a
-			}
+			best = a
+			break
 		}
 		if best == nil {
 			if skippedTried {

@@ -197,7 +197,8 @@ func (r *Router) ring(as assignment) {
 		r.unring(w, "")
 		return
 	}
-	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, Caller: w.call, CaseNumber: w.caseNum, Queue: q.cfg.ID, Timeout: q.cfg.RingTimeout})
+	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, Caller: w.call, CaseNumber: w.caseNum, Queue: q.cfg.ID,
+		Lang: w.lang, Vars: w.vars, Timeout: q.cfg.RingTimeout})
 	if err == nil {
 		r.emit(r.callEvent("ringing", w, a.ID))
 	}

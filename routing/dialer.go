@@ -42,7 +42,11 @@ type AgentRing struct {
 	// CaseNumber goes in the X-Hotline-Case header of the INVITE.
 	CaseNumber string
 	Queue      string
-	Timeout    time.Duration
+	// Lang and Vars are the caller's language and the flow's variables
+	// (appeal type, domain...), for headers or the agent's screen.
+	Lang    string
+	Vars    map[string]string
+	Timeout time.Duration
 }
 
 // Outbound asks the plane to call a number through a trunk.

@@ -345,3 +345,28 @@ func randHex() string {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// routeQueued is route, returning once the call joined its queue (or
+// already rings an agent), so that join order is the order of the calls.
+func (f *fixture) routeQueued(ctx context.Context, id string, d ivr.Decision) (*fakeCall, <-chan result) {
+	f.t.Helper()
+	c, ch := f.route(ctx, id, d)
+	waitFor(f.t, id+" queued", 2*time.Second, func() bool {
+		f.r.mu.Lock()
+		defer f.r.mu.Unlock()
+		for _, q := range f.r.qorder {
+			for _, w := range q.waiting {
+				if w.call.ID() == id {
+					return true
+				}
+			}
+		}
+		for _, r := range f.dialer.ringLog() {
+			if r.call == id {
+				return true
+			}
+		}
+		return false
+	})
+	return c, ch
+}

@@ -29,6 +29,7 @@ type Config struct {
 	RTPPorts   string        `name:"rtp-ports" default:"" help:"RTP port range for the socket pool, e.g. 20000-20063 (default: ports chosen by the system)."`
 	RTPSockets int           `name:"rtp-sockets" default:"16" help:"Shared RTP sockets in the pool (calls are demultiplexed by remote address)."`
 	RTPTimeout time.Duration `name:"rtp-timeout" default:"30s" help:"Hang up a call that sent no RTP for this long (0 disables)."`
+	RingTime   time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
 	DrainGrace time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
 	Store      string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
 

@@ -284,6 +284,7 @@ func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Hand
 		TracerProvider: tel.TracerProvider,
 		MeterProvider:  tel.MeterProvider,
 		UserAgent:      "hotline",
+		RingTime:       cfg.RingTime,
 	})
 	if err != nil {
 		return nil, err

@@ -104,6 +104,25 @@ func (c *call) Answer(ctx context.Context) error {
 	return c.answerErr
 }
 
+// ring sends 180 Ringing and waits d, or until the caller cancels. It
+// reports whether the call is still there.
+func (c *call) ring(d time.Duration) bool {
+	res := sip.NewResponseFromRequest(c.dlg.InviteRequest, 180, "Ringing", nil)
+	if err := c.dlg.WriteResponse(res); err != nil {
+		c.log.Debug("180 not sent", "err", err)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	case <-c.done:
+		return false
+	}
+}
+
 func (c *call) answer(ctx context.Context) error {
 	_, span := c.srv.tracer.Start(trace.ContextWithSpan(ctx, c.span), "answer")
 	defer span.End()

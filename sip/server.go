@@ -63,6 +63,10 @@ type Config struct {
 	// RetryAfter is the Retry-After of the 503 sent while draining
 	// (default 30 s).
 	RetryAfter time.Duration
+	// RingTime, when above 0, sends 180 Ringing and lets the call ring
+	// this long before the handler runs (sites that want the caller to
+	// hear ringing first; tests that CANCEL before the answer).
+	RingTime time.Duration
 }
 
 type metrics struct {
@@ -587,6 +591,11 @@ func (s *Server) runCall(c *call) {
 		case <-c.done:
 		}
 	}()
+	if s.cfg.RingTime > 0 && !c.ring(s.cfg.RingTime) {
+		// The caller cancelled while it rang: the handler still sees the
+		// call (ended), so that it is recorded as abandoned before answer.
+		c.log.Info("caller cancelled while ringing")
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {

@@ -1,6 +1,9 @@
 package test
 
 import (
+	"time"
+
+	"github.com/cq12345/hotline/cases"
 	"os"
 	"path/filepath"
 	"testing"
@@ -116,5 +119,29 @@ func TestTypeAheadDuringGreeting(t *testing.T) {
 	ms, ok := r.Raw["dtmf_to_next_prompt_ms"].(float64)
 	if !ok || ms <= 0 || ms > 1000 {
 		t.Errorf("dtmf_to_next_prompt_ms = %v; the next prompt should follow the key at once", r.Raw["dtmf_to_next_prompt_ms"])
+	}
+}
+
+// TestCancelBeforeAnswer: hotlined lets the call ring; the caller gives up
+// before the answer. The INVITE gets 487 and the call still has its case,
+// outcome "abandoned before answer" (the connection rate counts it).
+func TestCancelBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "", "--ring-time", "5s")
+	r := s.call(t, "--from", "13800138005", "--cancel-after", "700ms")
+	if r.Answered || r.SIPStatus != 487 || r.EndedBy != "cancel" {
+		t.Fatalf("want 487 and ended_by cancel: %+v", r)
+	}
+	cl := s.adminClient(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		l := allCases(t, cl)
+		if len(l) == 1 && l[0].Outcome == cases.OutcomeAbandonedBeforeAnswer && l[0].Answered.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cases after a cancelled call: %+v; want one, abandoned before answer", l)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -33,7 +33,9 @@ func populate(e *engine, n int, now time.Time) {
 				break
 			}
 			e.arrive(k, at, false)
-			e.with(k, true, func(st *callerState) { e.applyEnd(st, sec(at.Add(3*time.Minute)), r.IntN(10) == 0, r.IntN(200) == 0, at) })
+			e.with(k, true, func(st *callerState) {
+				e.applyEnd(st, sec(at.Add(3*time.Minute)), r.IntN(10) == 0, r.IntN(200) == 0, at)
+			})
 		}
 		if r.IntN(1000) == 0 {
 			e.with(k, true, func(st *callerState) { e.applyFlag(st, sec(t), KindWarned, "w", t) })

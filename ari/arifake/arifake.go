@@ -241,6 +241,7 @@ type CallOptions struct {
 type Call struct {
 	s  *Server
 	id string
+	ch *channel // kept so Played still answers once the channel is gone
 }
 
 // Call places an inbound call: the channel enters Stasis(app) in state
@@ -273,7 +274,7 @@ func (s *Server) Call(o CallOptions) *Call {
 	wait := s.emitLocked(ch.id, ev)
 	s.mu.Unlock()
 	wait()
-	return &Call{s: s, id: ch.id}
+	return &Call{s: s, id: ch.id, ch: ch}
 }
 
 // ID is the channel id.
@@ -324,7 +325,7 @@ func (s *Server) Channel(id string) *Call {
 	if s.channels[id] == nil {
 		return nil
 	}
-	return &Call{s: s, id: id}
+	return &Call{s: s, id: id, ch: s.channels[id]}
 }
 
 // Originated lists the channels originated through ARI that still exist.
@@ -334,7 +335,7 @@ func (s *Server) Originated() []*Call {
 	var out []*Call
 	for id, ch := range s.channels {
 		if ch.originated {
-			out = append(out, &Call{s: s, id: id})
+			out = append(out, &Call{s: s, id: id, ch: ch})
 		}
 	}
 	return out
@@ -374,12 +375,14 @@ func (c *Call) InStasis() bool {
 	return ch != nil && ch.inStasis
 }
 
-// Played lists the media URIs whose playback started on the call.
+// Played lists the media URIs whose playback started on the call, in
+// order; after the channel is gone it still lists what was played (what
+// the caller heard, for tests that look once the call has ended).
 func (c *Call) Played() []string {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
-	if ch := c.s.channels[c.id]; ch != nil {
-		return append([]string(nil), ch.played...)
+	if c.ch != nil {
+		return append([]string(nil), c.ch.played...)
 	}
 	return nil
 }

@@ -1,9 +1,11 @@
 // Package api is hotlined's HTTP API: JSON over HTTP under /api/v1, with
 // bearer-token auth (RFC 6750). Reads need any valid token; changes need an
 // admin token. Today it serves the IVR flows (list, get, save a draft,
-// validate, publish, roll back, diff, history, simulate); cases, agents,
-// abuse and reports add their routes beside them in New. Admins manage
-// tokens under /api/v1/tokens.
+// validate, publish, roll back, diff, history, simulate), the cases, the
+// audit trail and the monthly report (cases.go: roles decide what an
+// account sees), and accounts and tokens (admins; POST /api/v1/login
+// exchanges a password for a token); agents and abuse add their routes
+// beside them in New.
 //
 // Errors are JSON: {"error": "...", "code": "not_found", "id": "<flow>",
 // "problems": [{"path", "line", "message"}]}.

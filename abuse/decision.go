@@ -40,6 +40,7 @@ type Decision struct {
 	// The rule that fired and what it counted.
 	Rule    string   `json:"rule"`
 	Why     string   `json:"why"`
+	WhyZH   string   `json:"why_zh,omitempty"`
 	Signal  Signal   `json:"signal"`
 	Window  Duration `json:"window"`
 	AtLeast int      `json:"at_least"`

@@ -399,22 +399,28 @@ func (e *engine) applyLift(st *callerState, d *Decision) {
 	x.warned = 0
 }
 
-// sweep drops callers with nothing left to remember at now: no signal in
-// any window, no live decision, no ladder step. It returns how many went.
+// sweep drops callers with nothing left to remember at now: no call
+// within the calls window, no long call or flag within theirs, no live
+// decision, no ladder step or dissuasion within the ladder memory. It
+// returns how many went.
 func (e *engine) sweep(at time.Time) int {
 	now := sec(at)
-	horizon := max(e.winCalls, e.winLong, e.winFlags)
+	within := func(t, w uint32) bool { return t != 0 && now-t <= w }
+	redial := uint32(e.pol.Exempt.RedialWithin.D() / time.Second)
 	n := 0
 	for i := range e.sh {
 		s := &e.sh[i]
 		s.Lock()
 		for k, st := range s.m {
-			if now-st.lastArr <= horizon || now-st.lastEnd <= uint32(e.pol.Exempt.RedialWithin.D()/time.Second) {
+			if within(st.lastArr, e.winCalls) || within(st.lastEnd, redial) {
 				continue
 			}
-			if st.x != nil && (st.live(at) != nil || (st.x.ladder > None && now-st.x.ladderAt <= e.memory) ||
-				(st.x.warned != 0 && now-st.x.warned <= e.memory)) {
-				continue
+			if x := st.x; x != nil {
+				if st.live(at) != nil || (x.ladder > None && within(x.ladderAt, e.memory)) || within(x.warned, e.memory) ||
+					(len(x.long) > 0 && within(x.long[len(x.long)-1], e.winLong)) ||
+					(len(x.flags) > 0 && within(x.flags[len(x.flags)-1].at, e.winFlags)) {
+					continue
+				}
 			}
 			delete(s.m, k)
 			n++

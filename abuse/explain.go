@@ -72,7 +72,11 @@ func Explain(d *Decision, lang string, p *Policy) string {
 				fmt.Fprintf(&b, "  - %s %s（坐席 %s）%s\n", local(f.At), kindZH[f.Kind], f.Agent, f.Note)
 			}
 		}
-		fmt.Fprintf(&b, "规则说明：%s\n", d.Why)
+		why := d.WhyZH
+		if why == "" {
+			why = d.Why
+		}
+		fmt.Fprintf(&b, "规则说明：%s\n", why)
 		if d.Previous > None {
 			fmt.Fprintf(&b, "此前该号码已于 %s 被采取“%s”，因此本次措施升级一级。\n", local(d.PreviousAt), measureZH[d.Previous])
 		}
@@ -113,7 +117,7 @@ func Explain(d *Decision, lang string, p *Policy) string {
 	}
 	fmt.Fprintf(&b, "The rule says: %s\n", d.Why)
 	if d.Previous > None {
-		fmt.Fprintf(&b, "The caller already had a %s on %s, so this measure is one step up.\n", d.Previous, local(d.PreviousAt))
+		fmt.Fprintf(&b, "The caller already had a %s on %s, so this measure is one step up.\n", map[Measure]string{Warning: "warning", Restricted: "restriction", Blocked: "block"}[d.Previous], local(d.PreviousAt))
 	}
 	if len(d.CallTimes) > 0 {
 		b.WriteString("Calls counted: ")

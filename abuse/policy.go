@@ -132,6 +132,7 @@ type Rule struct {
 	AtLeast     int      `yaml:"at_least" json:"at_least"`
 	Measure     Measure  `yaml:"measure" json:"measure"`
 	Why         string   `yaml:"why" json:"why"`
+	WhyZH       string   `yaml:"why_zh,omitempty" json:"why_zh,omitempty"`
 	line        int
 }
 

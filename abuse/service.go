@@ -61,6 +61,11 @@ type Config struct {
 	// often the events of other processes are read (default 2 s; negative:
 	// never); SweepEvery how often idle callers are dropped (default 10 min).
 	FlushEvery, SyncEvery, SweepEvery time.Duration
+	// Retention is how long the event log keeps calls and flags (default
+	// 180 days: long enough for a review and a referral, no longer —
+	// PIPL art. 19, keep personal data only as long as the purpose needs).
+	// Decisions are kept.
+	Retention time.Duration
 }
 
 // Service is the article-26 service: it checks arriving calls, takes the
@@ -127,6 +132,9 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.SweepEvery <= 0 {
 		cfg.SweepEvery = 10 * time.Minute
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 180 * 24 * time.Hour
 	}
 	if err := cfg.DB.Migrate(ctx, "abuse", migrations); err != nil {
 		return nil, fmt.Errorf("abuse: migrate: %w", err)
@@ -261,14 +269,31 @@ func (s *Service) flushLoop() {
 		case <-t.C:
 		case <-s.kick:
 		case <-sweep.C:
-			if n := s.eng.sweep(s.now()); n > 0 {
-				s.log.Debug("abuse: idle callers dropped", "n", n)
-			}
+			s.sweep(context.Background())
 			continue
 		}
 		if err := s.flush(context.Background()); err != nil {
 			s.log.Warn("abuse: write-behind failed; retrying", "err", err)
 		}
+	}
+}
+
+// sweep drops idle callers from memory, calls whose end never came (a
+// plane that lost them) and events past the retention from the log.
+func (s *Service) sweep(ctx context.Context) {
+	now := s.now()
+	if n := s.eng.sweep(now); n > 0 {
+		s.log.Debug("abuse: idle callers dropped", "n", n)
+	}
+	s.mu.Lock()
+	for id, ac := range s.active {
+		if now.Sub(ac.arrived) > 12*time.Hour {
+			delete(s.active, id)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.st.prune(ctx, now.Add(-max(s.cfg.Retention, s.horizon()))); err != nil {
+		s.log.Warn("abuse: pruning the event log", "err", err)
 	}
 }
 
@@ -458,7 +483,7 @@ func (s *Service) escalate(ctx context.Context, k uint64, hash, masked, callID s
 	}
 	d := &Decision{
 		ID: cases.NewID(), CallerHash: hash, Caller: masked, Measure: m, Status: StatusActive,
-		Created: at, Rule: f.rule.ID, Why: f.rule.Why, Signal: f.rule.Signal, Window: f.rule.Window,
+		Created: at, Rule: f.rule.ID, Why: f.rule.Why, WhyZH: f.rule.WhyZH, Signal: f.rule.Signal, Window: f.rule.Window,
 		AtLeast: f.rule.AtLeast, Count: f.count, CallID: callID, Updated: at,
 	}
 	mp := s.pol.Of(m)
@@ -671,3 +696,18 @@ func (s *Service) Status(number string) *Decision {
 
 // Callers returns how many callers the in-memory state holds.
 func (s *Service) Callers() int { return s.eng.size() }
+
+type verdictKey struct{}
+
+// WithVerdict returns ctx carrying the call's verdict, so that the parts
+// of the call path after the check (the router: a restricted caller goes
+// to Verdict.Queue) can read it.
+func WithVerdict(ctx context.Context, v Verdict) context.Context {
+	return context.WithValue(ctx, verdictKey{}, v)
+}
+
+// VerdictFrom returns the verdict WithVerdict put in ctx.
+func VerdictFrom(ctx context.Context) (Verdict, bool) {
+	v, ok := ctx.Value(verdictKey{}).(Verdict)
+	return v, ok
+}

@@ -78,6 +78,7 @@ func TestLadder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("abuse show:\n%s", ev.Explanation)
 			if len(ev.Calls) != 25 || !strings.Contains(ev.Explanation, "1小时内拨打了 8 次") || !strings.Contains(ev.Explanation, "8 calls within one hour") {
 				t.Fatalf("show: %d calls\n%s", len(ev.Calls), ev.Explanation)
 			}
@@ -193,5 +194,41 @@ func TestFlagMidCall(t *testing.T) {
 	}
 	if len(ev.Flags) != 2 || len(ev.Warned) != 1 || ev.Flags[1].Note != "threatened to come to the centre" || !strings.Contains(ev.Explanation, "威胁") {
 		t.Fatalf("evidence: %+v\n%s", ev.Flags, ev.Explanation)
+	}
+}
+
+// TestSweep: idle callers leave memory; a caller with a measure in force or
+// a step on the ladder stays; the log keeps what the retention allows.
+func TestSweep(t *testing.T) {
+	e := newEnv(t, dsns(t)["sqlite"](t), nil)
+	ctx := context.Background()
+	e.call("i1", "13900008888", t0, time.Minute, CallEnd{})
+	for i := 1; i <= 8; i++ {
+		e.call(fmt.Sprintf("w%d", i), "13900009999", t0.Add(time.Duration(i)*time.Minute), 30*time.Second, CallEnd{})
+	}
+	e.svc.Check(ctx, CallStart{CallID: "lost", Caller: "13900001234", At: t0})
+	if n := e.svc.Callers(); n != 3 {
+		t.Fatalf("%d callers", n)
+	}
+	e.clock.Set(t0.Add(8 * 24 * time.Hour))
+	e.svc.sweep(ctx)
+	if n := e.svc.Callers(); n != 1 || e.svc.eng.size() != 1 {
+		t.Fatalf("after a week: %d callers, want the one with a ladder step", n)
+	}
+	if len(e.svc.active) != 0 {
+		t.Fatalf("a call without an end stays active: %d", len(e.svc.active))
+	}
+	e.svc.Flush(ctx)
+	e.clock.Set(t0.Add(200 * 24 * time.Hour))
+	e.svc.sweep(ctx)
+	var n int
+	e.db.QueryRow(`SELECT COUNT(*) FROM abuse_events`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d events past the retention", n)
+	}
+	var d int
+	e.db.QueryRow(`SELECT COUNT(*) FROM abuse_decisions`).Scan(&d)
+	if d != 1 {
+		t.Fatalf("%d decisions, want the one kept", d)
 	}
 }

@@ -139,6 +139,12 @@ WHERE abuse_decisions.updated <= excluded.updated`,
 	return nil
 }
 
+// prune deletes events before t.
+func (s *dbStore) prune(ctx context.Context, t time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM abuse_events WHERE at < $1`, t.UnixMicro())
+	return err
+}
+
 const eventSelect = `SELECT seq, id, at, kind, caller_hash, call_id, proc, data FROM abuse_events`
 
 func scanEvents(rows *sql.Rows) ([]*event, error) {

@@ -90,6 +90,10 @@ type poolSock struct {
 	byRemote map[netip.AddrPort][]*Session
 	all      []*Session   // creation order, for latching
 	unheard  atomic.Int64 // sessions that have received nothing yet
+
+	// out holds the packets relayed (relay.go) during one receive batch;
+	// only this socket's receive goroutine touches it.
+	out outbox
 }
 
 // NewEngine binds the socket pool and starts the receive loops and pacers.

@@ -71,6 +71,7 @@ func (e *Engine) recvLoop(ps *poolSock) {
 			}
 			s.receive(&h, payload, now)
 		}
+		ps.out.flush(e) // packets relayed to other sessions (relay.go)
 		e.recvCalls.Add(1)
 		e.pktRecv.Add(uint64(n))
 		e.bytesRecv.Add(bytes)

@@ -56,7 +56,8 @@ type Session struct {
 	inactiveFired atomic.Bool
 	rxSSRC        atomic.Uint32
 	rxDTMFPT      atomic.Uint32
-	dtmfSentAt    atomic.Int64 // unix ns of the tick that sent the last event's first packet
+	dtmfSentAt    atomic.Int64        // unix ns of the tick that sent the last event's first packet
+	tap           atomic.Pointer[tap] // relay or sink of inbound audio (relay.go)
 
 	// Receive state, touched only by the socket's receive goroutine.
 	rxStarted bool
@@ -398,6 +399,9 @@ func (s *Session) receive(h *rtp.Header, payload []byte, now time.Time) {
 
 	if s.cfg.OnPacket != nil {
 		s.cfg.OnPacket(h, payload, now)
+	}
+	if t := s.tap.Load(); t != nil {
+		s.relay(t, h, payload, now)
 	}
 
 	if pt := s.rxDTMFPT.Load(); pt != 0 && uint32(h.PayloadType) == pt {

@@ -60,6 +60,14 @@ const MinPassword = 10
 // bcryptCost is bcrypt's work factor (login is rare; a token is used after).
 const bcryptCost = 12
 
+// cost is the store's bcrypt cost (package tests lower it).
+func (s *Store) cost() int {
+	if s.bcryptCost != 0 {
+		return s.bcryptCost
+	}
+	return bcryptCost
+}
+
 func checkName(name string) error {
 	if !nameRE.MatchString(name) {
 		return fmt.Errorf("%w: account name %q: letters, digits, '.', '_', '@', '-' (at most 64)", ErrBadRequest, name)
@@ -67,7 +75,7 @@ func checkName(name string) error {
 	return nil
 }
 
-func hashPassword(pw string) (string, error) {
+func (s *Store) hashPassword(pw string) (string, error) {
 	if pw == "" {
 		return "", nil
 	}
@@ -77,7 +85,7 @@ func hashPassword(pw string) (string, error) {
 	if len(pw) > 72 {
 		return "", fmt.Errorf("%w: a password has at most 72 bytes (bcrypt)", ErrBadRequest)
 	}
-	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcryptCost)
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), s.cost())
 	if err != nil {
 		return "", fmt.Errorf("auth: hash password: %w", err)
 	}
@@ -133,7 +141,7 @@ func (s *Store) AddAccount(ctx context.Context, name string, role Role, password
 	if !role.Valid() {
 		return nil, fmt.Errorf("auth: add account: %w: unknown role %q (admin, supervisor, agent, auditor)", ErrBadRequest, role)
 	}
-	h, err := hashPassword(password)
+	h, err := s.hashPassword(password)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +159,7 @@ func (s *Store) AddAccount(ctx context.Context, name string, role Role, password
 
 // SetPassword replaces an account's password ("" removes it).
 func (s *Store) SetPassword(ctx context.Context, name, password string) error {
-	h, err := hashPassword(password)
+	h, err := s.hashPassword(password)
 	if err != nil {
 		return err
 	}

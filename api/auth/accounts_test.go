@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/cq12345/hotline/flows/flowstest"
 )
 
@@ -17,6 +19,7 @@ func TestAccounts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			s.bcryptCost = bcrypt.MinCost // fast tests; the default is bcryptCost
 			a, err := s.AddAccount(ctx, "zhang.wei", Agent, "correct horse battery", "admin")
 			if err != nil || a.Role != Agent || !a.HasPassword {
 				t.Fatalf("add: %+v %v", a, err)

@@ -81,7 +81,8 @@ var migrations = []sqldb.Migration{{
 
 // Store keeps tokens.
 type Store struct {
-	db *sqldb.DB
+	db         *sqldb.DB
+	bcryptCost int // 0: bcryptCost
 }
 
 // NewStore migrates the "auth" component and returns the store.

@@ -116,4 +116,24 @@ func TestBootstrapAccount(t *testing.T) {
 	if tok, err := s.Verify(ctx, secret); err != nil || tok.Name != "admin" || tok.Role != Admin {
 		t.Fatalf("bootstrap token: %+v %v", tok, err)
 	}
+
+	// All tokens revoked and the admin account disabled: the next
+	// bootstrap makes a new admin account instead of enabling it again.
+	l, _ := s.List(ctx)
+	for _, tok := range l {
+		s.Revoke(ctx, tok.ID)
+	}
+	if err := s.DisableAccount(ctx, "admin", "test"); err != nil {
+		t.Fatal(err)
+	}
+	secret, tok, err := s.CreateFirst(ctx, "admin")
+	if err != nil || tok == nil || !strings.HasPrefix(tok.Name, "admin-") || tok.Role != Admin {
+		t.Fatalf("bootstrap after disabling admin: %+v %v", tok, err)
+	}
+	if got, err := s.Verify(ctx, secret); err != nil || got.Name != tok.Name {
+		t.Errorf("new bootstrap token: %+v %v", got, err)
+	}
+	if a, _ := s.Account(ctx, "admin"); a == nil || a.DisabledAt == nil {
+		t.Errorf("the disabled admin account was enabled again: %+v", a)
+	}
 }

@@ -161,13 +161,23 @@ func (s *Store) CreateFirst(ctx context.Context, name string) (string, *Token, e
 		}
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_tokens WHERE revoked_at IS NULL`).Scan(&n); err != nil {
+	// Usable: not revoked, and not of a disabled account.
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM auth_tokens t LEFT JOIN auth_accounts a ON a.name = t.name
+		WHERE t.revoked_at IS NULL AND a.disabled_at IS NULL`).Scan(&n); err != nil {
 		return "", nil, fmt.Errorf("auth: bootstrap: %w", err)
 	}
 	if n > 0 {
 		return "", nil, nil
 	}
-	if _, err := s.ensureAccount(ctx, tx, name, Admin, "bootstrap"); err != nil {
+	if _, err := s.ensureAccount(ctx, tx, name, Admin, "bootstrap"); errors.Is(err, ErrBadRequest) {
+		// The account of that name was disabled or is no admin: a
+		// disabled account is never enabled behind anyone's back, so
+		// the way back in is a new admin account.
+		name = fmt.Sprintf("%s-%s", name, time.Now().UTC().Format("20060102150405"))
+		if _, err := s.ensureAccount(ctx, tx, name, Admin, "bootstrap"); err != nil {
+			return "", nil, err
+		}
+	} else if err != nil {
 		return "", nil, err
 	}
 	secret, t, err := s.create(ctx, tx, name, Admin, "bootstrap")

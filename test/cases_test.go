@@ -136,6 +136,21 @@ func TestCrashKeepsAnsweredCases(t *testing.T) {
 	if len(l) > calls {
 		t.Errorf("%d cases for %d calls", len(l), calls)
 	}
+	// Call i came from 13700000000+i: when callsim saw every call
+	// answered, each caller has exactly one answered case.
+	if res.SetupsOK == calls {
+		cl := s2.adminClient(t)
+		for i := range calls {
+			n := fmt.Sprintf("137%08d", i)
+			got, err := cl.Cases(context.Background(), api.CaseSearch{Caller: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].Answered.IsZero() {
+				t.Errorf("caller %s: %d cases, want one answered", cases.MaskCaller(n), len(got))
+			}
+		}
+	}
 }
 
 // PostgreSQL goes away for 20 s under load: calls go on (the cases go to

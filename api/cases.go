@@ -19,8 +19,10 @@ import (
 //
 //   - admin, supervisor: every case; notes, status, assignment; the full
 //     caller number and the notes with ?reveal=caller|notes&reason=….
-//   - agent: only the cases routed to them (Case.Agent is their account),
-//     and the same there, the full number included.
+//   - agent: only the cases routed to them (Case.Agent is their account
+//     name, so an agent's account is named by their 工号, routing.Agent.ID,
+//     the id routing writes to the case), and the same there, the full
+//     number included.
 //   - auditor: cases masked, and the audit trail; never a full number.
 //
 // Every case shown to a person writes an audit entry (field "case"); every

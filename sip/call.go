@@ -80,6 +80,7 @@ type call struct {
 	digits         []byte
 	digitSignal    chan struct{} // 1-buffered: a digit arrived
 	bargeIn        bool          // a Play with barge-in is running
+	tap            func(byte)    // set by a bridge: digits go there (bridge.go)
 	ended          bool
 	hangingUp      bool
 	outcome        string
@@ -381,6 +382,11 @@ func (c *call) digit(d byte, mode string) {
 	c.mu.Lock()
 	if c.ended {
 		c.mu.Unlock()
+		return
+	}
+	if tap := c.tap; tap != nil {
+		c.mu.Unlock()
+		tap(d)
 		return
 	}
 	if len(c.digits) >= maxBufferedDigits {

@@ -67,6 +67,25 @@ type Config struct {
 	// this long before the handler runs (sites that want the caller to
 	// hear ringing first; tests that CANCEL before the answer).
 	RingTime time.Duration
+
+	// Credentials, when set, enables the registrar (registrar.go):
+	// REGISTER with digest authentication against the agents' HA1
+	// (routing.SQLStore). Realm defaults to "hotline"; MinExpires (default
+	// 60 s) and MaxExpires (default 1 h) bound registrations.
+	Credentials            CredentialStore
+	Realm                  string
+	MinExpires, MaxExpires time.Duration
+	// HotlineNumber is the From user of outbound legs when the caller's
+	// number is not passed on (default routing.ServiceNumber).
+	HotlineNumber string
+	// Trunk is the SIP URI DialOut uses when the request names none.
+	Trunk string
+	// Flagger receives the agent's flag code (*7) during a bridge.
+	Flagger Flagger
+	// Destinations and Transfers decide REFERs (refer.go): a REFER naming
+	// anything but a configured destination is refused (403) and logged.
+	Destinations Destinations
+	Transfers    Transferer
 }
 
 type metrics struct {
@@ -100,8 +119,11 @@ type Server struct {
 	addr  netip.AddrPort
 	serve sync.WaitGroup
 
+	reg *registrar // nil without Config.Credentials
+
 	mu       sync.Mutex
 	calls    map[string]*call // by Call-ID
+	legs     map[string]*leg  // outbound legs by Call-ID (legs.go)
 	draining bool
 	closed   bool
 	allEnded chan struct{} // closed when calls is empty during a drain
@@ -154,6 +176,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.metrics.dtmf, err = m.Int64Counter("hotline.dtmf.received", metric.WithDescription("DTMF digits received, by mode (rfc4733|info).")); err != nil {
 		return nil, fmt.Errorf("sip: metrics: %w", err)
+	}
+	if cfg.Credentials != nil {
+		s.reg = newRegistrar(cfg.Credentials, cfg.Realm, cfg.MinExpires, cfg.MaxExpires)
 	}
 	s.guard = &guard{parser: sip.NewParser(), onReject: func(status int, why string) {
 		s.log.Debug("request rejected before parsing", "status", status, "why", why)
@@ -241,6 +266,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.srv.OnCancel(s.onCancel)
 	s.srv.OnOptions(s.onOptions)
 	s.srv.OnInfo(s.onInfo)
+	s.srv.OnRegister(s.onRegister)
+	s.srv.OnRefer(s.onRefer)
 	s.srv.OnNoRoute(s.onOther)
 
 	s.serve.Add(2)
@@ -324,9 +351,16 @@ func (s *Server) Drain(ctx context.Context, grace time.Duration) {
 
 func (s *Server) hangupAll(ctx context.Context, reason string) {
 	s.mu.Lock()
-	calls := make([]*call, 0, len(s.calls))
+	calls := make([]ivr.Call, 0, len(s.calls)+len(s.legs))
 	for _, c := range s.calls {
 		calls = append(calls, c)
+	}
+	seen := map[*leg]bool{}
+	for _, l := range s.legs {
+		if !seen[l] {
+			seen[l] = true
+			calls = append(calls, l)
+		}
 	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
@@ -680,6 +714,9 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
+		if s.legRequest(req, tx) {
+			return
+		}
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
@@ -707,6 +744,9 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
+		if s.legRequest(req, tx) {
+			return
+		}
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
@@ -763,6 +803,9 @@ func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.lookup(req)
 	if c == nil {
+		if s.legRequest(req, tx) {
+			return
+		}
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}

@@ -1,0 +1,241 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/media"
+	"github.com/cq12345/hotline/prompts"
+)
+
+// Bridge (B2BUA media relay): RTP received on one call's session is sent
+// on the other's with that session's own SSRC, sequence numbers and
+// timestamps (media.Session.RelayTo, on the receive goroutine, no pacer
+// delay); DTMF is regenerated as RFC 4733 on the other leg; a held leg
+// gets nothing. The agent's flag code *7 (leg b) is caught, not passed on,
+// and reported to Config.Flagger.
+
+// Flagger receives an agent's flag of the caller (abuse.Service.Flag
+// through a small adapter: see FlaggerFunc).
+type Flagger interface {
+	Flag(ctx context.Context, callID, agentExt string) error
+}
+
+// FlaggerFunc adapts a function to Flagger.
+type FlaggerFunc func(ctx context.Context, callID, agentExt string) error
+
+// Flag calls f.
+func (f FlaggerFunc) Flag(ctx context.Context, callID, agentExt string) error {
+	return f(ctx, callID, agentExt)
+}
+
+// flagHold is how long a '*' from the agent is held back waiting for the
+// next digit of a code.
+const flagHold = 1500 * time.Millisecond
+
+// endpoint is what the bridge and the mixer need from a call of this plane
+// (an inbound *call or an outbound *leg).
+type endpoint interface {
+	ivr.Call
+	mediaSession() *media.Session // nil before the answer
+	codec() prompts.Codec
+	setDigitTap(func(byte)) // nil: digits are buffered again
+}
+
+// asEndpoint finds the plane's call under wrappers (hotlined wraps calls
+// to attach their case): an Unwrap() ivr.Call method, or an embedded
+// ivr.Call field named Call.
+func asEndpoint(c ivr.Call) (endpoint, error) {
+	for range 8 {
+		switch x := c.(type) {
+		case endpoint:
+			return x, nil
+		case interface{ Unwrap() ivr.Call }:
+			c = x.Unwrap()
+			continue
+		}
+		v := reflect.ValueOf(c)
+		if v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			break
+		}
+		f := v.FieldByName("Call")
+		if !f.IsValid() || !f.CanInterface() {
+			break
+		}
+		inner, ok := f.Interface().(ivr.Call)
+		if !ok || inner == nil {
+			break
+		}
+		c = inner
+	}
+	return nil, fmt.Errorf("sip: %T is not a call of the sip plane", c)
+}
+
+func (c *call) mediaSession() *media.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sa, ok := c.sess.(sessionAdapter); ok {
+		return sa.Session
+	}
+	return nil
+}
+
+func (c *call) codec() prompts.Codec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.offer != nil {
+		return c.offer.Codec
+	}
+	return prompts.PCMA
+}
+
+func (c *call) setDigitTap(f func(byte)) {
+	c.mu.Lock()
+	c.tap = f
+	c.mu.Unlock()
+}
+
+// xlatFor is the G.711 translation from one leg's codec to another's.
+func xlatFor(from, to prompts.Codec) *[256]byte {
+	switch {
+	case from == to:
+		return nil
+	case from == prompts.PCMA:
+		return &media.ALawToULaw
+	default:
+		return &media.ULawToALaw
+	}
+}
+
+// errNotAnswered: a call given to Bridge or Conference has no media yet.
+var errNotAnswered = errors.New("sip: call not answered")
+
+// Bridge implements routing.Dialer: audio and DTMF both ways between a
+// (the caller) and b (the agent or the destination) until one ends or ctx
+// is done. It hangs up neither. It returns nil when a call ended and
+// ctx.Err() when ctx ended first.
+func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
+	ea, err := asEndpoint(a)
+	if err != nil {
+		return err
+	}
+	eb, err := asEndpoint(b)
+	if err != nil {
+		return err
+	}
+	sa, sb := ea.mediaSession(), eb.mediaSession()
+	if sa == nil || sb == nil {
+		return fmt.Errorf("sip: bridge %s/%s: %w", a.ID(), b.ID(), errNotAnswered)
+	}
+	sa.RelayTo(sb, xlatFor(ea.codec(), eb.codec()))
+	sb.RelayTo(sa, xlatFor(eb.codec(), ea.codec()))
+	var flags sync.WaitGroup
+	fctx, cancelFlags := context.WithCancel(context.WithoutCancel(ctx))
+	ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
+	fd := &flagDetector{send: func(d byte) { sa.SendDTMF(d, legDTMFDuration) }, onFlag: func() {
+		if s.cfg.Flagger == nil {
+			s.log.Info("agent flag code keyed, no flagger configured", "call_id", a.ID())
+			return
+		}
+		flags.Add(1)
+		go func() {
+			defer flags.Done()
+			c, cancel := context.WithTimeout(fctx, 10*time.Second)
+			defer cancel()
+			if err := s.cfg.Flagger.Flag(c, a.ID(), b.Info().Dialled); err != nil {
+				s.log.Warn("agent flag failed", "call_id", a.ID(), "error", err)
+			} else {
+				s.log.Info("agent flagged the caller", "call_id", a.ID(), "agent", b.Info().Dialled)
+			}
+		}()
+	}}
+	eb.setDigitTap(fd.digit)
+	s.log.Debug("bridge up", "a", a.ID(), "b", b.ID())
+	defer func() {
+		sa.RelayTo(nil, nil)
+		sb.RelayTo(nil, nil)
+		ea.setDigitTap(nil)
+		eb.setDigitTap(nil)
+		fd.stop()
+		flags.Wait()
+		cancelFlags()
+	}()
+	select {
+	case <-a.Done():
+		return nil
+	case <-b.Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flagDetector passes the agent's digits on, except the flag code *7: a
+// '*' waits up to flagHold for the next digit.
+type flagDetector struct {
+	send   func(byte)
+	onFlag func()
+
+	mu      sync.Mutex
+	star    bool
+	gen     int
+	timer   *time.Timer
+	stopped bool
+}
+
+func (f *flagDetector) digit(d byte) {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	if f.star {
+		f.star = false
+		f.timer.Stop()
+		f.mu.Unlock()
+		if d == '7' {
+			f.onFlag()
+			return
+		}
+		f.send('*')
+		f.digit(d) // d may itself be a '*'
+		return
+	}
+	if d == '*' {
+		f.star = true
+		f.gen++
+		gen := f.gen
+		f.timer = time.AfterFunc(flagHold, func() {
+			f.mu.Lock()
+			release := f.star && f.gen == gen && !f.stopped
+			if release {
+				f.star = false
+			}
+			f.mu.Unlock()
+			if release {
+				f.send('*')
+			}
+		})
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	f.send(d)
+}
+
+func (f *flagDetector) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.mu.Unlock()
+}

@@ -3,8 +3,10 @@ package media
 import (
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -101,8 +103,11 @@ func BenchmarkPacer(b *testing.B) {
 }
 
 func benchPacer(b *testing.B, calls int) {
-	a := newEngine(b, Config{})
-	z := newEngine(b, Config{})
+	// MEDIA_BENCH_SOCKETS sets both pools (default 16; the answering side
+	// grows to keep (socket, remote) pairs unique).
+	socks, _ := strconv.Atoi(os.Getenv("MEDIA_BENCH_SOCKETS"))
+	a := newEngine(b, Config{Sockets: socks})
+	z := newEngine(b, Config{Sockets: socks})
 	var hist histogram
 	prompt := frames(50, 0)
 	heap0 := heapInUse()
@@ -162,6 +167,7 @@ func benchPacer(b *testing.B, calls int) {
 	b.ReportMetric(float64(a.Stats().Late-lateA+z.Stats().Late-lateZ), "late-ticks")
 	b.ReportMetric(float64(lost()-lost0), "lost")
 	b.ReportMetric(heapPerSession, "heap-B/session")
+	b.ReportMetric(float64(z.Stats().Sockets), "answer-sockets")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(sent), "allocs/pkt")
 }
 

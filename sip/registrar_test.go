@@ -47,7 +47,7 @@ func (m *memCreds) Credentials(_ context.Context, user string) (routing.Credenti
 // testClock lets a test move the registrar's time forward.
 type testClock struct{ off atomic.Int64 }
 
-func (c *testClock) now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func withRegistrar(creds CredentialStore) serverOpt {

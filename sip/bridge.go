@@ -135,6 +135,10 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	if sa == nil || sb == nil {
 		return fmt.Errorf("sip: bridge %s/%s: %w", a.ID(), b.ID(), errNotAnswered)
 	}
+	setPeer(ea, b)
+	setPeer(eb, a)
+	defer setPeer(ea, nil)
+	defer setPeer(eb, nil)
 	sa.RelayTo(sb, xlatFor(ea.codec(), eb.codec()))
 	sb.RelayTo(sa, xlatFor(eb.codec(), ea.codec()))
 	var flags sync.WaitGroup
@@ -175,6 +179,15 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// setPeer tells an outbound leg which call it is bridged to.
+func setPeer(e endpoint, peer ivr.Call) {
+	if l, ok := e.(*leg); ok {
+		l.mu.Lock()
+		l.peer = peer
+		l.mu.Unlock()
 	}
 }
 

@@ -54,6 +54,7 @@ type leg struct {
 	digits    []byte
 	tap       func(byte)
 	bargeIn   bool
+	peer      ivr.Call // the call bridged to this leg (REFER from the leg)
 
 	digitSignal chan struct{}
 	answeredCh  chan struct{}
@@ -603,6 +604,26 @@ func (l *leg) onInactive() {
 		defer cancel()
 		_ = l.Hangup(ctx, "rtp timeout")
 	}()
+}
+
+// legOf finds the answered leg a request inside a dialog belongs to.
+func (s *Server) legOf(req *sip.Request) *leg {
+	cid := req.CallID()
+	if cid == nil {
+		return nil
+	}
+	s.mu.Lock()
+	l := s.legs[cid.Value()]
+	s.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.answered || l.dlg == nil || l.dlg.InviteRequest.CallID().Value() != cid.Value() {
+		return nil
+	}
+	return l
 }
 
 // legRequest handles a request inside one of our outbound dialogs (BYE,

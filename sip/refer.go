@@ -45,13 +45,29 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 400, "Bad Request", sip.NewHeader("Warning", `399 hotline "Refer-To missing or unreadable"`))
 		return
 	}
-	c := s.lookup(req)
-	if c == nil {
+	// From the caller (an inbound call) or from an agent's or a line's
+	// phone (an outbound leg: what is transferred is the call bridged to
+	// it).
+	var subject ivr.Call
+	var callCtx context.Context
+	if c := s.lookup(req); c != nil {
+		subject, callCtx = c, c.ctx
+	} else if l := s.legOf(req); l != nil {
+		l.mu.Lock()
+		peer := l.peer
+		l.mu.Unlock()
+		subject, callCtx = peer, context.Background()
+		if peer == nil {
+			subject = l
+		}
+	}
+	if subject == nil {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	log := s.log.With("call_id", subject.ID())
 	if s.cfg.Destinations == nil {
-		s.log.Warn("REFER refused: no destinations configured", "call_id", c.id)
+		log.Warn("REFER refused: no destinations configured")
 		s.respond(req, tx, 403, "Forbidden")
 		return
 	}
@@ -73,14 +89,14 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.respond(req, tx, 202, "Accepted")
-	c.log.Info("REFER accepted", "destination", id)
+	log.Info("REFER accepted", "destination", id)
 	s.callWG.Add(1)
 	go func() {
 		defer s.callWG.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Minute)
+		ctx, cancel := context.WithTimeout(callCtx, 10*time.Minute)
 		defer cancel()
-		if _, err := s.cfg.Transfers.Transfer(ctx, c, id, "refer"); err != nil {
-			c.log.Warn("REFER transfer failed", "destination", id, "error", err)
+		if _, err := s.cfg.Transfers.Transfer(ctx, subject, id, "refer"); err != nil {
+			log.Warn("REFER transfer failed", "destination", id, "error", err)
 		}
 	}()
 }

@@ -68,7 +68,7 @@ func run(dir string, speed int) error {
 				// Raw G.711 from sox, wrapped by our own WAV writer so the
 				// header is the canonical 18-byte fmt chunk.
 				g711 := filepath.Join(tmp, "speech"+c.ext)
-				if err := sh("sox", raw, "-r", "8000", "-c", "1", "-e", c.enc, "-b", "8", "-t", "raw", g711, "norm", "-3"); err != nil {
+				if err := sh("sox", "-D", raw, "-r", "8000", "-c", "1", "-e", c.enc, "-b", "8", "-t", "raw", g711, "norm", "-3"); err != nil {
 					return fmt.Errorf("%s/%s: %w", lang, p.ID, err)
 				}
 				samples, err := os.ReadFile(g711)

@@ -27,7 +27,7 @@ type Config struct {
 	Flow       string        `name:"flow" help:"IVR flow file seeded as the first published version (default: the embedded Chongqing 12345 flow)." type:"path"`
 	MediaAddr  netip.Addr    `name:"media-addr" help:"Address written in SDP (default: the SIP listen address)."`
 	RTPPorts   string        `name:"rtp-ports" default:"" help:"RTP port range for the socket pool, e.g. 20000-20063 (default: ports chosen by the system)."`
-	RTPSockets int           `name:"rtp-sockets" default:"16" help:"Shared RTP sockets in the pool (calls are demultiplexed by remote address)."`
+	RTPSockets int           `name:"rtp-sockets" default:"64" help:"Shared RTP sockets in the pool (calls are demultiplexed by remote address)."`
 	RTPTimeout time.Duration `name:"rtp-timeout" default:"30s" help:"Hang up a call that sent no RTP for this long (0 disables)."`
 	RingTime   time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
 	DrainGrace time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`

@@ -70,23 +70,69 @@ func runARI(t *testing.T, sc scenario) observed {
 	fake.Missing = func(uri string) bool { return promptDuration(uri) == 0 }
 	// Registered first, so it runs after hotlined has stopped.
 	t.Cleanup(fake.Close)
-	s := startServer(t, "", "--plane", "ari", "--ari-url", fake.URL(),
-		"--ari-user", "hotline", "--ari-password", "secret", "--ari-app", "hotline")
+	args := []string{"--plane", "ari", "--ari-url", fake.URL(),
+		"--ari-user", "hotline", "--ari-password", "secret", "--ari-app", "hotline"}
+	s := startServer(t, "", args...)
 	keepLogs(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := fake.WaitConnections(ctx, 1); err != nil {
-		t.Fatalf("hotlined never opened the events WebSocket: %v\n%s", err, s.Log())
+	waitWS := func(n int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := fake.WaitConnections(ctx, n); err != nil {
+			t.Fatalf("hotlined never opened the events WebSocket: %v\n%s", err, s.Log())
+		}
 	}
+	waitWS(1)
 
 	call := fake.Call(arifake.CallOptions{Caller: sc.from, Exten: dialled(sc)})
 	c := &ariCaller{t: t, fake: fake, call: call, start: time.Now(), started: map[string]time.Time{}}
+	// A crash of hotlined mid-call: a new one on the same data folder
+	// finds the channel still in Stasis(hotline) and adopts it.
+	c.restart = func() {
+		s.Kill()
+		n := fake.Connections()
+		s = startServer(t, s.DataDir, args...)
+		keepLogs(t, s)
+		waitWS(n + 1)
+	}
 	c.run(sc)
 
 	o := observed{answered: c.answered, heard: c.heard(), endedBy: c.endedBy}
 	o.cases = casesOf(t, s, sc.want.cases)
+	checkNoCallGoroutines(t, s)
 	o.ok = true
 	return o
+}
+
+// perCallFrames name the functions only a live call's goroutines run in
+// hotlined on the ari plane (ari/plane.go startCall: the call's event pump
+// and its handler).
+var perCallFrames = []string{
+	"ari.(*call).pump",
+	"ari.(*streamHandler).serve",
+	"server.(*callHandler).ServeCall",
+}
+
+// checkNoCallGoroutines: once the call is over, hotlined runs none of its
+// goroutines, WebSocket drop or not. The dump ends hotlined (the row is
+// over by then).
+func checkNoCallGoroutines(t *testing.T, s *server) {
+	t.Helper()
+	s.waitNoCalls(t)
+	// The handler returns just after the plane forgets the call.
+	time.Sleep(300 * time.Millisecond)
+	stream := false
+	for _, g := range s.goroutineDump(t) {
+		stream = stream || strings.Contains(g, "ari.(*Client).RunStream")
+		for _, f := range perCallFrames {
+			if strings.Contains(g, f) {
+				t.Errorf("hotlined still runs a goroutine of the ended call:\n%s", g)
+				break
+			}
+		}
+	}
+	if !stream {
+		t.Errorf("the goroutine dump has no ari stream goroutine: the leak check would prove nothing")
+	}
 }
 
 // ariTimeScale speeds the ari rows up: the fake plays each prompt for this
@@ -113,6 +159,8 @@ type ariCaller struct {
 	answered   bool
 	answeredAt time.Time
 	endedBy    string
+
+	restart func() // kill hotlined and start a new one
 }
 
 func (c *ariCaller) heard() []string {
@@ -159,6 +207,7 @@ func (c *ariCaller) run(sc scenario) {
 		digits = sc.press.Digits
 	}
 	dropState := 0 // 0 pending, 1 dropped, 2 restored
+	restarted := false
 	var restoreAt time.Time
 	deadline := c.start.Add(callCap + 10*time.Second)
 	for c.poll() {
@@ -189,6 +238,14 @@ func (c *ariCaller) run(sc scenario) {
 				c.fake.Refuse(false)
 				dropState = 2
 				t.Logf("ari: WebSocket accepted again")
+			}
+		}
+		if r := sc.restart; r != nil && !restarted {
+			if at, ok := c.anchor(r.On); ok && now.Sub(at) >= ariTime(r.After) {
+				t.Logf("ari: hotlined killed %v into %s", ariTime(r.After), r.On)
+				c.restart()
+				restarted = true
+				t.Logf("ari: a new hotlined is connected")
 			}
 		}
 		if digits != "" {

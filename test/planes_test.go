@@ -46,6 +46,14 @@ type wsDrop struct {
 	After, For time.Duration
 }
 
+// restartAt kills hotlined (SIGKILL) After the start of prompt On and
+// starts a new one on the same data folder (ari only: on the sip plane the
+// call dies with the process).
+type restartAt struct {
+	On    string
+	After time.Duration
+}
+
 // scenario is one row of the table.
 type scenario struct {
 	name string
@@ -60,6 +68,7 @@ type scenario struct {
 	// waits for hotline to end the call (at most callCap).
 	hangUpAfter time.Duration
 	dropWS      *wsDrop
+	restart     *restartAt
 
 	want expect
 }
@@ -199,6 +208,24 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		name: "hotlined-restart-adopts-call",
+		only: "ari",
+		from: "13800138108",
+		// hotlined dies during the greeting; the channel stays in Stasis
+		// (Asterisk keeps it, the old playback runs on). The new hotlined
+		// lists the application's channels, adopts the call and runs the
+		// flow from the start, on the same case (one case per call id).
+		restart: &restartAt{On: "zh-CN/greeting", After: 2 * time.Second},
+		press:   &press{Digits: "1", On: "zh-CN/main-menu", After: 1500 * time.Millisecond},
+		want: expect{
+			answered: true,
+			heard:    []string{"zh-CN/greeting", "zh-CN/greeting", "zh-CN/your-case-number-is", "zh-CN/main-menu", "zh-CN/transferring-agent"},
+			endedBy:  "hotline", cases: 1,
+			path:    pathMenuDigit1,
+			outcome: cases.OutcomeAbandoned, appeal: cases.AppealConsultation, queue: "general",
+		},
+	},
+	{
 		name: "queue-to-agent",
 		skip: "hotlined has no router yet (server/run.go builds the interpreter without Router): " +
 			"a queued caller hears transferring-agent and the call ends; this row needs routing wired on both planes " +
@@ -217,6 +244,15 @@ var scenarios = []scenario{
 // goroutine check covers the fakes and drivers of the whole table.
 func TestPlaneScenarios(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
+	// The group returns when all its parallel rows are done.
+	t.Run("rows", func(t *testing.T) { runRows(t) })
+	// Everything the table started in this process (fake Asterisks, their
+	// WebSockets, callsim and hotlined watchers, API clients) has ended.
+	http.DefaultClient.CloseIdleConnections()
+	goleak.VerifyNone(t, ignore)
+}
+
+func runRows(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			if sc.skip != "" {
@@ -244,10 +280,6 @@ func TestPlaneScenarios(t *testing.T) {
 			}
 		})
 	}
-	// Everything the table started in this process (fake Asterisks, their
-	// WebSockets, callsim and hotlined watchers, API clients) has ended.
-	http.DefaultClient.CloseIdleConnections()
-	goleak.VerifyNone(t, ignore)
 }
 
 // observed is what a driver saw of one call.

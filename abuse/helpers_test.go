@@ -131,8 +131,11 @@ func newEnv(t testing.TB, dsn string, db *sqldb.DB) *env {
 		db = openDB(t, dsn)
 	}
 	e := &env{clock: &clock{t: t0}, open: &openCases{open: map[string]bool{}}, audit: &audits{}, db: db}
+	// The tests drive the clock, flushes and sweeps themselves: no
+	// background sync or sweep (a wall-clock sweep would act on the manual
+	// clock at a moment the test does not choose).
 	svc, err := Open(context.Background(), Config{DB: db, Hash: testHash, OpenCases: e.open, Audit: e.audit,
-		Now: e.clock.Now, SyncEvery: -1, FlushEvery: time.Hour})
+		Now: e.clock.Now, SyncEvery: -1, SweepEvery: -1, FlushEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

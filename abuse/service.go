@@ -59,7 +59,9 @@ type Config struct {
 	Proc string
 	// FlushEvery is the write-behind period (default 100 ms); SyncEvery how
 	// often the events of other processes are read (default 2 s; negative:
-	// never); SweepEvery how often idle callers are dropped (default 10 min).
+	// never); SweepEvery how often idle callers are dropped (default 10 min;
+	// negative: never, for tests that drive a manual clock and sweep
+	// themselves).
 	FlushEvery, SyncEvery, SweepEvery time.Duration
 	// Retention is how long the event log keeps calls and flags (default
 	// 180 days: long enough for a review and a referral, no longer —
@@ -131,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.SyncEvery == 0 {
 		cfg.SyncEvery = 2 * time.Second
 	}
-	if cfg.SweepEvery <= 0 {
+	if cfg.SweepEvery == 0 {
 		cfg.SweepEvery = 10 * time.Minute
 	}
 	if cfg.Retention <= 0 {
@@ -271,15 +273,19 @@ func (s *Service) flushLoop() {
 	defer s.done.Done()
 	t := time.NewTicker(s.cfg.FlushEvery)
 	defer t.Stop()
-	sweep := time.NewTicker(s.cfg.SweepEvery)
-	defer sweep.Stop()
+	var sweepC <-chan time.Time // nil (never) when SweepEvery < 0
+	if s.cfg.SweepEvery > 0 {
+		sweep := time.NewTicker(s.cfg.SweepEvery)
+		defer sweep.Stop()
+		sweepC = sweep.C
+	}
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		case <-s.kick:
-		case <-sweep.C:
+		case <-sweepC:
 			s.sweep(context.Background())
 			continue
 		}

@@ -215,8 +215,11 @@ func TestSweep(t *testing.T) {
 	if n := e.svc.Callers(); n != 1 || e.svc.eng.size() != 1 {
 		t.Fatalf("after a week: %d callers, want the one with a ladder step", n)
 	}
-	if len(e.svc.active) != 0 {
-		t.Fatalf("a call without an end stays active: %d", len(e.svc.active))
+	e.svc.mu.Lock()
+	active := len(e.svc.active)
+	e.svc.mu.Unlock()
+	if active != 0 {
+		t.Fatalf("a call without an end stays active: %d", active)
 	}
 	e.svc.Flush(ctx)
 	e.clock.Set(t0.Add(200 * 24 * time.Hour))

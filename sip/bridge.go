@@ -11,6 +11,7 @@ import (
 	"github.com/cq12345/hotline/ivr"
 	"github.com/cq12345/hotline/media"
 	"github.com/cq12345/hotline/prompts"
+	"github.com/cq12345/hotline/routing"
 )
 
 // Bridge (B2BUA media relay): RTP received on one call's session is sent
@@ -122,6 +123,16 @@ var errNotAnswered = errors.New("sip: call not answered")
 // (the caller) and b (the agent or the destination) until one ends or ctx
 // is done. It hangs up neither. It returns nil when a call ended and
 // ctx.Err() when ctx ended first.
+//
+// Codes keyed on b (the agent) are caught, never passed to the caller:
+//   - *7 flags the caller (Config.Flagger);
+//   - *1, *2, *3 bring in 110, 119, 120 (Config.EmergencyCodes: digit to
+//     destination id, checked by Config.Destinations): the three talk
+//     together (mixer). If the agent then hangs up, the caller stays with
+//     the emergency line (hand-over) and Bridge returns only when one of
+//     those two ends; the emergency leg is hung up when Bridge returns.
+//     If the emergency line hangs up first, caller and agent are bridged
+//     again.
 func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	ea, err := asEndpoint(a)
 	if err != nil {
@@ -139,47 +150,151 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	setPeer(eb, a)
 	defer setPeer(ea, nil)
 	defer setPeer(eb, nil)
-	sa.RelayTo(sb, xlatFor(ea.codec(), eb.codec()))
-	sb.RelayTo(sa, xlatFor(eb.codec(), ea.codec()))
-	var flags sync.WaitGroup
-	fctx, cancelFlags := context.WithCancel(context.WithoutCancel(ctx))
-	ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
-	fd := &flagDetector{send: func(d byte) { sa.SendDTMF(d, legDTMFDuration) }, onFlag: func() {
-		if s.cfg.Flagger == nil {
-			s.log.Info("agent flag code keyed, no flagger configured", "call_id", a.ID())
-			return
-		}
-		flags.Add(1)
-		go func() {
-			defer flags.Done()
-			c, cancel := context.WithTimeout(fctx, 10*time.Second)
-			defer cancel()
-			if err := s.cfg.Flagger.Flag(c, a.ID(), b.Info().Dialled); err != nil {
-				s.log.Warn("agent flag failed", "call_id", a.ID(), "error", err)
-			} else {
-				s.log.Info("agent flagged the caller", "call_id", a.ID(), "agent", b.Info().Dialled)
+	var bg sync.WaitGroup
+	bgctx, cancelBG := context.WithCancel(context.WithoutCancel(ctx))
+	escalate := make(chan string, 1)
+	fd := &flagDetector{
+		send:  func(d byte) { sa.SendDTMF(d, legDTMFDuration) },
+		codes: s.emergencyCodes(),
+		onCode: func(id string) {
+			select {
+			case escalate <- id:
+			default:
 			}
-		}()
-	}}
+		},
+		onFlag: func() {
+			if s.cfg.Flagger == nil {
+				s.log.Info("agent flag code keyed, no flagger configured", "call_id", a.ID())
+				return
+			}
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				c, cancel := context.WithTimeout(bgctx, 10*time.Second)
+				defer cancel()
+				if err := s.cfg.Flagger.Flag(c, a.ID(), b.Info().Dialled); err != nil {
+					s.log.Warn("agent flag failed", "call_id", a.ID(), "error", err)
+				} else {
+					s.log.Info("agent flagged the caller", "call_id", a.ID(), "agent", b.Info().Dialled)
+				}
+			}()
+		},
+	}
+	relay := func(x, y endpoint) {
+		sx, sy := x.mediaSession(), y.mediaSession()
+		sx.RelayTo(sy, xlatFor(x.codec(), y.codec()))
+		sy.RelayTo(sx, xlatFor(y.codec(), x.codec()))
+	}
+	unrelay := func(eps ...endpoint) {
+		for _, e := range eps {
+			e.mediaSession().RelayTo(nil, nil)
+		}
+	}
+	relay(ea, eb)
+	ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
 	eb.setDigitTap(fd.digit)
 	s.log.Debug("bridge up", "a", a.ID(), "b", b.ID())
+
+	var third *leg     // the emergency line, once dialled
+	var stopMix func() // set while the three are mixed
+	agentGone := false // hand-over: the agent left, the caller stays with third
+	var thirdAnswered, thirdDone <-chan struct{}
+	var bDone = b.Done()
 	defer func() {
-		sa.RelayTo(nil, nil)
-		sb.RelayTo(nil, nil)
+		if stopMix != nil {
+			stopMix()
+		}
+		eps := []endpoint{ea, eb}
+		if third != nil && third.sess != nil {
+			eps = append(eps, third)
+		}
+		unrelay(eps...)
 		ea.setDigitTap(nil)
 		eb.setDigitTap(nil)
 		fd.stop()
-		flags.Wait()
-		cancelFlags()
+		if third != nil {
+			hctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = third.Hangup(hctx, "bridge over")
+			cancel()
+		}
+		bg.Wait()
+		cancelBG()
 	}()
-	select {
-	case <-a.Done():
-		return nil
-	case <-b.Done():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		select {
+		case <-a.Done():
+			return nil
+		case <-bDone:
+			if third == nil || stopMix == nil {
+				return nil
+			}
+			// Hand-over: the agent left a three-party call.
+			stopMix()
+			stopMix = nil
+			relay(ea, third)
+			ea.setDigitTap(func(d byte) { third.sess.SendDTMF(d, legDTMFDuration) })
+			agentGone, bDone = true, nil
+			s.log.Info("agent left, caller stays with the emergency line", "call_id", a.ID())
+		case <-ctx.Done():
+			return ctx.Err()
+		case id := <-escalate:
+			if third != nil {
+				continue
+			}
+			l, err := s.dialEmergency(ctx, id, a)
+			if err != nil {
+				s.log.Warn("emergency line not dialled", "destination", id, "error", err)
+				continue
+			}
+			third, thirdAnswered, thirdDone = l, l.Answered(), l.Done()
+		case <-thirdAnswered:
+			thirdAnswered = nil
+			unrelay(ea, eb)
+			stopMix = startMix([]endpoint{ea, eb, third})
+			ea.setDigitTap(func(byte) {})
+			s.log.Info("three-party call", "call_id", a.ID(), "with", third.what)
+		case <-thirdDone:
+			if agentGone {
+				return nil
+			}
+			if stopMix != nil {
+				stopMix()
+				stopMix = nil
+			}
+			unrelay(third)
+			third, thirdAnswered, thirdDone = nil, nil, nil
+			relay(ea, eb)
+			ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
+		}
 	}
+}
+
+// emergencyCodes maps the digit after '*' to a destination id.
+func (s *Server) emergencyCodes() map[byte]string {
+	if s.cfg.EmergencyCodes != nil {
+		return s.cfg.EmergencyCodes
+	}
+	return map[byte]string{'1': "110", '2': "119", '3': "120"}
+}
+
+// dialEmergency calls a configured destination for a three-party call.
+func (s *Server) dialEmergency(ctx context.Context, id string, caller ivr.Call) (*leg, error) {
+	if s.cfg.Destinations == nil {
+		return nil, errors.New("no destinations configured")
+	}
+	d, ok := s.cfg.Destinations.Allowed(id, "agent-code")
+	if !ok {
+		return nil, fmt.Errorf("destination %q not configured", id)
+	}
+	r := routing.Outbound{Destination: d.ID, Number: d.Number, Trunk: d.Trunk, Caller: caller, PassCaller: d.PassCaller, Timeout: 60 * time.Second}
+	if cn, ok := caller.(routing.CaseNumberer); ok {
+		r.CaseNumber = cn.CaseNumber()
+	}
+	l, err := s.DialOut(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return l.(*leg), nil
 }
 
 // setPeer tells an outbound leg which call it is bridged to.
@@ -196,6 +311,8 @@ func setPeer(e endpoint, peer ivr.Call) {
 type flagDetector struct {
 	send   func(byte)
 	onFlag func()
+	codes  map[byte]string // digit after '*' -> destination id
+	onCode func(id string)
 
 	mu      sync.Mutex
 	star    bool
@@ -216,6 +333,10 @@ func (f *flagDetector) digit(d byte) {
 		f.mu.Unlock()
 		if d == '7' {
 			f.onFlag()
+			return
+		}
+		if id, ok := f.codes[d]; ok && f.onCode != nil {
+			f.onCode(id)
 			return
 		}
 		f.send('*')

@@ -69,45 +69,77 @@ func (p *mixParty) pop() ([160]int16, bool) {
 // until one of them ends or ctx is done. Digits keyed meanwhile are
 // dropped. It hangs up nobody: when it returns, the caller decides (e.g.
 // Bridge the two that remain: the hand-over, where the agent leaves and
-// the caller stays with 110).
+// the caller stays with 110). Bridge also starts a conference by itself
+// when the agent keys an escalation code (bridge.go).
 func (s *Server) Conference(ctx context.Context, calls ...ivr.Call) error {
 	if len(calls) < 2 {
 		return fmt.Errorf("sip: conference: %d calls, want 2 or more", len(calls))
 	}
-	parties := make([]*mixParty, len(calls))
+	eps := make([]endpoint, len(calls))
 	for i, c := range calls {
 		ep, err := asEndpoint(c)
 		if err != nil {
 			return err
 		}
-		sess := ep.mediaSession()
-		if sess == nil {
+		if ep.mediaSession() == nil {
 			return fmt.Errorf("sip: conference %s: %w", c.ID(), errNotAnswered)
 		}
-		parties[i] = &mixParty{ep: ep, sess: sess, codec: ep.codec()}
+		eps[i] = ep
 	}
-	for _, p := range parties {
-		p.sess.SetSink(p.sink)
-		p.ep.setDigitTap(func(byte) {})
+	for _, ep := range eps {
+		ep.setDigitTap(func(byte) {})
 	}
 	defer func() {
-		for _, p := range parties {
-			p.sess.SetSink(nil)
-			p.ep.setDigitTap(nil)
+		for _, ep := range eps {
+			ep.setDigitTap(nil)
 		}
 	}()
+	stop := startMix(eps)
+	defer stop()
 	done := make(chan struct{}, len(calls))
-	stop := make(chan struct{})
-	defer close(stop)
+	quit := make(chan struct{})
+	defer close(quit)
 	for _, c := range calls {
 		go func() {
 			select {
 			case <-c.Done():
 				done <- struct{}{}
-			case <-stop:
+			case <-quit:
 			}
 		}()
 	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startMix starts mixing the endpoints' audio; stop ends it and returns
+// once the mixing goroutine is gone and the sinks are removed.
+func startMix(eps []endpoint) (stop func()) {
+	parties := make([]*mixParty, len(eps))
+	for i, ep := range eps {
+		parties[i] = &mixParty{ep: ep, sess: ep.mediaSession(), codec: ep.codec()}
+		parties[i].sess.SetSink(parties[i].sink)
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mixLoop(parties, quit)
+	}()
+	return func() {
+		close(quit)
+		<-done
+		for _, p := range parties {
+			p.sess.SetSink(nil)
+		}
+	}
+}
+
+func mixLoop(parties []*mixParty, quit <-chan struct{}) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	frames := make([][160]int16, len(parties))
@@ -115,10 +147,8 @@ func (s *Server) Conference(ctx context.Context, calls ...ivr.Call) error {
 	out := make([]byte, 160)
 	for {
 		select {
-		case <-done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-quit:
+			return
 		case <-t.C:
 		}
 		for i, p := range parties {
@@ -126,12 +156,17 @@ func (s *Server) Conference(ctx context.Context, calls ...ivr.Call) error {
 		}
 		for j, p := range parties {
 			heard := false
+			for i := range parties {
+				heard = heard || (i != j && have[i])
+			}
+			if !heard {
+				continue
+			}
 			for k := range 160 {
 				var sum int32
 				for i := range parties {
 					if i != j && have[i] {
 						sum += int32(frames[i][k])
-						heard = true
 					}
 				}
 				sum = min(max(sum, -32768), 32767)
@@ -141,9 +176,7 @@ func (s *Server) Conference(ctx context.Context, calls ...ivr.Call) error {
 					out[k] = media.EncodeALaw(int16(sum))
 				}
 			}
-			if heard {
-				p.sess.SendFrame(out, false)
-			}
+			p.sess.SendFrame(out, false)
 		}
 	}
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// anything but a configured destination is refused (403) and logged.
 	Destinations Destinations
 	Transfers    Transferer
+	// EmergencyCodes maps the digit an agent keys after '*' during a
+	// bridge to the destination brought into a three-party call (default
+	// 1: "110", 2: "119", 3: "120"; see Bridge).
+	EmergencyCodes map[byte]string
 }
 
 type metrics struct {

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -22,6 +23,7 @@ type farEnd struct {
 	mu    sync.Mutex
 	tones []float64
 	heard map[int][]int16 // by arrival order
+	calls []*call
 }
 
 func (f *farEnd) serve(ctx context.Context, c ivr.Call) {
@@ -33,6 +35,7 @@ func (f *farEnd) serve(ctx context.Context, c ivr.Call) {
 	f.mu.Lock()
 	i := len(f.heard)
 	f.heard[i] = nil
+	f.calls = append(f.calls, c.(*call))
 	hz := f.tones[i%len(f.tones)]
 	f.mu.Unlock()
 	sess.SetSink(func(_ *rtp.Header, p []byte) {
@@ -116,4 +119,112 @@ func TestConference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// since returns what party i heard after sample n.
+func (f *farEnd) since(i, n int) []int16 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int16(nil), f.heard[i][min(n, len(f.heard[i])):]...)
+}
+
+func (f *farEnd) heardLen(i int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.heard[i])
+}
+
+func (f *farEnd) call(i int) *call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i >= len(f.calls) {
+		return nil
+	}
+	return f.calls[i]
+}
+
+// hears checks that x carries the tones of the parties in yes and not
+// those in no.
+func (f *farEnd) hears(t *testing.T, what string, x []int16, yes, no []int) {
+	t.Helper()
+	if len(x) < 2000 {
+		t.Errorf("%s: %d samples", what, len(x))
+		return
+	}
+	for _, j := range yes {
+		if p := power(x, f.tones[j]); p < 1e5 {
+			t.Errorf("%s: %.0f Hz missing (power %.0f)", what, f.tones[j], p)
+		}
+	}
+	for _, j := range no {
+		if p := power(x, f.tones[j]); p > 1e4 {
+			t.Errorf("%s: %.0f Hz heard (power %.0f)", what, f.tones[j], p)
+		}
+	}
+}
+
+// TestBridgeEmergency: during a caller-agent bridge the agent keys *1: 110
+// is dialled and the three hear each other; the agent hangs up and the
+// caller stays with 110 (hand-over); the caller never hears the code.
+func TestBridgeEmergency(t *testing.T) {
+	fe := &farEnd{tones: []float64{600, 1000, 1400}, heard: map[int][]int16{}}
+	far := startServer(t, fe.serve)
+	trunk := fmt.Sprintf("sip:%s", far.Addr())
+	dir := routing.NewDirectory([]routing.Destination{{ID: "110", Number: "12345", Trunk: trunk, PassCaller: true}}, nil)
+	hub := startServer(t, func(context.Context, ivr.Call) {}, func(_ *media.Config, c *Config) { c.Destinations = dir })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var legs []routing.Leg
+	for i := range 2 {
+		l, err := hub.DialOut(ctx, routing.Outbound{Number: "12345", Trunk: trunk, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-l.Answered()
+		legs = append(legs, l)
+		waitFor(t, "far end", 2*time.Second, func() bool { return fe.call(i) != nil })
+	}
+	caller, agent := legs[0], legs[1]
+	bridged := make(chan error, 1)
+	go func() { bridged <- hub.Bridge(ctx, caller, agent) }()
+	time.Sleep(300 * time.Millisecond)
+	n0 := fe.heardLen(0)
+	time.Sleep(600 * time.Millisecond)
+	fe.hears(t, "caller, bridged", fe.since(0, n0), []int{1}, []int{2})
+
+	agentPhone := fe.call(1).mediaSession()
+	agentPhone.SendDTMF('*', 100*time.Millisecond)
+	agentPhone.SendDTMF('1', 100*time.Millisecond)
+	waitFor(t, "110 dialled", 5*time.Second, func() bool { return fe.call(2) != nil })
+	time.Sleep(400 * time.Millisecond)
+	m0, m2 := fe.heardLen(0), fe.heardLen(2)
+	time.Sleep(800 * time.Millisecond)
+	fe.hears(t, "caller, three-party", fe.since(0, m0), []int{1, 2}, nil)
+	fe.hears(t, "110, three-party", fe.since(2, m2), []int{0, 1}, nil)
+
+	// Hand-over: the agent hangs up; the caller stays with 110.
+	_ = fe.call(1).Hangup(ctx, "agent leaves")
+	time.Sleep(400 * time.Millisecond)
+	h0, h2 := fe.heardLen(0), fe.heardLen(2)
+	time.Sleep(800 * time.Millisecond)
+	fe.hears(t, "caller after hand-over", fe.since(0, h0), []int{2}, []int{1})
+	fe.hears(t, "110 after hand-over", fe.since(2, h2), []int{0}, []int{1})
+	select {
+	case err := <-bridged:
+		t.Fatalf("bridge returned at the hand-over: %v", err)
+	default:
+	}
+	if d, err := fe.call(0).ReadDigit(ctx, 0); err == nil {
+		t.Errorf("the caller heard the agent's code digit %q", d)
+	}
+	cancel()
+	if err := <-bridged; !errors.Is(err, context.Canceled) {
+		t.Errorf("bridge: %v", err)
+	}
+	select {
+	case <-fe.call(2).Done():
+	case <-time.After(3 * time.Second):
+		t.Error("the 110 leg was not hung up when the bridge ended")
+	}
+	_ = caller.Hangup(context.Background(), "test over")
 }

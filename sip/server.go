@@ -649,6 +649,10 @@ func (s *Server) runCall(c *call) {
 
 // release forgets an ended call.
 func (s *Server) release(c *call, outcome string) {
+	// The span ends before the call leaves the table, so that whoever
+	// waits for ActiveCalls() == 0 sees it ended.
+	c.span.SetAttributes(attribute.String("call.outcome", outcome))
+	c.span.End()
 	s.mu.Lock()
 	if s.calls[c.id] == c {
 		delete(s.calls, c.id)
@@ -663,8 +667,6 @@ func (s *Server) release(c *call, outcome string) {
 	s.mu.Unlock()
 	s.metrics.active.Add(context.Background(), -1, metricOpt())
 	s.record(outcome)
-	c.span.SetAttributes(attribute.String("call.outcome", outcome))
-	c.span.End()
 	c.log.Info("call ended", "outcome", outcome, "duration_ms", time.Since(c.info.Started).Milliseconds())
 	s.callWG.Done()
 }

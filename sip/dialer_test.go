@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,8 +74,9 @@ func tone(hz float64) func(prompts.Codec) []byte {
 func TestRingAgentBridge(t *testing.T) {
 	flags := &flagRec{}
 	bridged := make(chan error, 1)
-	var srv *testServer
-	srv = startServer(t, func(ctx context.Context, c ivr.Call) {
+	var srvp atomic.Pointer[testServer]
+	srv := startServer(t, func(ctx context.Context, c ivr.Call) {
+		srv := srvp.Load()
 		if err := c.Answer(ctx); err != nil {
 			bridged <- err
 			return
@@ -94,6 +96,7 @@ func TestRingAgentBridge(t *testing.T) {
 		_ = leg.Hangup(context.Background(), "bridge over")
 		bridged <- err
 	}, withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) { c.Flagger = flags })
+	srvp.Store(srv)
 
 	agentRep := make(chan phone.Report, 1)
 	agentPhone(t, srv, "1001", "pw", phone.AnswerConfig{
@@ -204,8 +207,9 @@ func TestDialOutLine(t *testing.T) {
 		Script: phone.Script{Send: tone(800)}, OnReport: func(r phone.Report) { lineRep <- r }})
 	trunk := fmt.Sprintf("sip:%s", line.SIPAddr("udp"))
 	bridged := make(chan error, 1)
-	var srv *testServer
-	srv = startServer(t, func(ctx context.Context, c ivr.Call) {
+	var srvp atomic.Pointer[testServer]
+	srv := startServer(t, func(ctx context.Context, c ivr.Call) {
+		srv := srvp.Load()
 		if err := c.Answer(ctx); err != nil {
 			bridged <- err
 			return
@@ -236,6 +240,7 @@ func TestDialOutLine(t *testing.T) {
 		_ = leg.Hangup(context.Background(), "caller left")
 		bridged <- err
 	})
+	srvp.Store(srv)
 	caller := newPhone(t)
 	rep := caller.Run(context.Background(), phone.DialOptions{Target: srv.Addr().String(), To: "12345", From: "13800138000"},
 		phone.Script{Send: tone(600), HangupAfter: 2 * time.Second})

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cq12345/hotline/routing"
@@ -58,8 +59,8 @@ type registrar struct {
 	realm      string
 	minExpires time.Duration
 	maxExpires time.Duration
-	key        [32]byte // nonce MAC key, per process
-	now        func() time.Time
+	key        [32]byte                         // nonce MAC key, per process
+	clock      atomic.Pointer[func() time.Time] // tests move time; nil: time.Now
 
 	mu       sync.Mutex
 	bindings map[string][]Binding // by user (extension)
@@ -76,9 +77,16 @@ func newRegistrar(creds CredentialStore, realm string, minE, maxE time.Duration)
 		maxE = max(defaultMaxExpires, minE)
 	}
 	r := &registrar{creds: creds, realm: realm, minExpires: minE, maxExpires: maxE,
-		now: time.Now, bindings: map[string][]Binding{}}
+		bindings: map[string][]Binding{}}
 	_, _ = rand.Read(r.key[:])
 	return r
+}
+
+func (r *registrar) now() time.Time {
+	if f := r.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // Contacts lists the live contacts registered for an extension, newest

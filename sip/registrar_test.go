@@ -67,7 +67,8 @@ func newPhone(t testing.TB) *phone.Phone {
 func TestRegistrar(t *testing.T) {
 	ts := startServer(t, func(context.Context, ivr.Call) {}, withRegistrar(newCreds(map[string]string{"1001": "s3cret", "1002": "other"})))
 	clock := &testClock{}
-	ts.reg.now = clock.now
+	now := clock.now
+	ts.reg.clock.Store(&now)
 	target := ts.Addr().String()
 	ctx := context.Background()
 

@@ -263,3 +263,47 @@ func TestDialOutLine(t *testing.T) {
 		t.Errorf("audio: caller got %d, line got %d", rep.RTPReceived, lr.RTPReceived)
 	}
 }
+
+// TestBridgeHold: a caller who puts the hotline on hold (re-INVITE
+// sendonly) gets no relayed audio until it takes the call off hold, while
+// its own audio still reaches the far end.
+func TestBridgeHold(t *testing.T) {
+	line := newPhone(t)
+	lineRep := make(chan phone.Report, 1)
+	answer(t, line, phone.AnswerConfig{Script: phone.Script{Send: tone(800)}, OnReport: func(r phone.Report) {
+		if r.Answered {
+			lineRep <- r
+		}
+	}})
+	trunk := fmt.Sprintf("sip:%s", line.SIPAddr("udp"))
+	var srvp atomic.Pointer[testServer]
+	srv := startServer(t, func(ctx context.Context, c ivr.Call) {
+		if err := c.Answer(ctx); err != nil {
+			return
+		}
+		leg, err := srvp.Load().DialOut(ctx, routing.Outbound{Number: "12315", Trunk: trunk, Timeout: 5 * time.Second})
+		if err != nil {
+			return
+		}
+		<-leg.Answered()
+		_ = srvp.Load().Bridge(ctx, c, leg)
+		_ = leg.Hangup(context.Background(), "caller left")
+	})
+	srvp.Store(srv)
+	caller := newPhone(t)
+	rep := caller.Run(context.Background(), phone.DialOptions{Target: srv.Addr().String(), To: "12345", From: "13800138000"},
+		phone.Script{Send: tone(600), HoldAfter: time.Second, HoldFor: 1500 * time.Millisecond, HangupAfter: 3500 * time.Millisecond})
+	lr := <-lineRep
+	t.Logf("caller rx %d (held 1.5 s of 3.5 s), line rx %d, re-INVITEs %+v", rep.RTPReceived, lr.RTPReceived, rep.Reinvites)
+	if len(rep.Reinvites) != 2 {
+		t.Fatalf("re-INVITEs %+v, want hold and unhold", rep.Reinvites)
+	}
+	// ~2 s of relayed audio to the caller instead of ~3.4 s; the line
+	// hears the caller throughout.
+	if rep.RTPReceived > 125 || rep.RTPReceived < 60 {
+		t.Errorf("caller got %d packets: want ~100 (nothing while on hold)", rep.RTPReceived)
+	}
+	if lr.RTPReceived < 140 {
+		t.Errorf("line got %d packets: the held caller's audio should still flow", lr.RTPReceived)
+	}
+}

@@ -41,6 +41,45 @@
 // answers go back to the source port. testdata/rfc4475 holds the RFC 4475
 // torture messages the tests send over UDP and TCP.
 //
+// Calls reaching people (issue 4): the Server is also the routing.Dialer.
+//   - Registrar (registrar.go, with Config.Credentials = routing.SQLStore):
+//     REGISTER with digest authentication (RFC 7616/8760: SHA-256 and MD5,
+//     qop=auth, stateless HMAC nonces valid 5 min, stale=true after) against
+//     the agents' stored HA1; 401 challenge, 403 wrong password or unknown
+//     user or another user's address, 423 with Min-Expires below MinExpires,
+//     expiry capped at MaxExpires, several contacts per extension,
+//     unregister by Expires: 0 (header or contact parameter) or Contact: *.
+//     Bindings are in this process's memory: with several hotlined
+//     processes, register each phone with every process (or front them with
+//     a forking proxy). Contacts(ext) lists the live ones.
+//   - RingAgent (legs.go): one INVITE per registered contact (parallel
+//     fork, first 200 wins, the others CANCELled; a 200 crossing a CANCEL is
+//     ACKed and BYEd), X-Hotline-Case, X-Hotline-Queue, X-Hotline-Lang
+//     headers, our offer PCMA, PCMU, telephone-event/101. DialOut: one
+//     INVITE to Number at the trunk URI (Outbound.Trunk or Config.Trunk);
+//     From is the caller only with PassCaller, else Config.HotlineNumber.
+//     A leg is an ivr.Call once answered (Play, ReadDigit, Hangup: CANCEL
+//     before the answer, BYE after); Err maps 486/600 to ErrBusy,
+//     408/480/487, the ring timeout and transaction timeouts after a 1xx to
+//     ErrNoAnswer, 404/604, no contact and transport failures to
+//     ErrUnreachable, the other 4xx-6xx to ErrRejected. BYE, INFO and
+//     re-INVITE (hold) from the far end are served in the leg's dialog.
+//   - Bridge (bridge.go): media.Session.RelayTo both ways (per-leg SSRC,
+//     sequence, timestamps, payload type; PCMA<->PCMU translated; relayed on
+//     the receive goroutine, no pacer delay), DTMF regenerated as RFC 4733
+//     on the other leg, nothing sent to a held leg. The agent's (second
+//     call's) codes are caught: *7 flags the caller (Config.Flagger); *1,
+//     *2, *3 bring 110, 119, 120 into a three-party call (the agent leaving
+//     then is the hand-over). A '*' is held back up to 1.5 s for the next
+//     digit.
+//   - Conference (mix.go): G.711 decoded to linear PCM, each party gets the
+//     sum of the others every 20 ms (one goroutine per conference).
+//   - REFER (refer.go): the target (Refer-To user part: a destination's
+//     number or id) must be a configured destination (Config.Destinations =
+//     routing.Directory, which logs refusals), else 403; an allowed one is
+//     202 and goes to Config.Transfers (routing.Router.Transfer). From an
+//     agent's leg, the call bridged to it is transferred.
+//
 // Telemetry: one "call" span per call (caller masked) with an "answer"
 // child; metrics hotline.calls.active, hotline.calls{outcome},
 // hotline.dtmf.received{mode=rfc4733|info}, all with plane="sip". Caller

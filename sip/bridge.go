@@ -142,6 +142,13 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	if err != nil {
 		return err
 	}
+	// The agent's codes are read on the agent's leg, whichever side it is
+	// (a callback bridges the agent's leg first, then the citizen's); with
+	// no agent leg (a transfer), digits pass through untouched.
+	agent := isAgent(eb)
+	if !agent && isAgent(ea) {
+		a, b, ea, eb, agent = b, a, eb, ea, true
+	}
 	sa, sb := ea.mediaSession(), eb.mediaSession()
 	if sa == nil || sb == nil {
 		return fmt.Errorf("sip: bridge %s/%s: %w", a.ID(), b.ID(), errNotAnswered)
@@ -192,8 +199,12 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	}
 	relay(ea, eb)
 	ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
-	eb.setDigitTap(fd.digit)
-	s.log.Debug("bridge up", "a", a.ID(), "b", b.ID())
+	if agent {
+		eb.setDigitTap(fd.digit)
+	} else {
+		eb.setDigitTap(fd.send)
+	}
+	s.log.Debug("bridge up", "a", a.ID(), "b", b.ID(), "agent_codes", agent)
 
 	var third *leg     // the emergency line, once dialled
 	var stopMix func() // set while the three are mixed
@@ -267,6 +278,12 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 			ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
 		}
 	}
+}
+
+// isAgent reports whether e is an agent's leg (RingAgent).
+func isAgent(e endpoint) bool {
+	l, ok := e.(*leg)
+	return ok && l.agent
 }
 
 // emergencyCodes maps the digit after '*' to a destination id.

@@ -199,7 +199,8 @@ func TestRingAgentFailures(t *testing.T) {
 
 // TestDialOutLine: a transfer to a callsim line acting as 12315: it gets
 // the call for 12315 from the hotline's number (privacy), audio flows both
-// ways through the bridge; a busy line is ErrBusy.
+// ways through the bridge, digits pass (no agent codes on a transfer); a
+// busy line is ErrBusy.
 func TestDialOutLine(t *testing.T) {
 	line := newPhone(t)
 	lineRep := make(chan phone.Report, 4)
@@ -243,7 +244,7 @@ func TestDialOutLine(t *testing.T) {
 	srvp.Store(srv)
 	caller := newPhone(t)
 	rep := caller.Run(context.Background(), phone.DialOptions{Target: srv.Addr().String(), To: "12345", From: "13800138000"},
-		phone.Script{Send: tone(600), HangupAfter: 2 * time.Second})
+		phone.Script{Send: tone(600), Digits: []byte("*7"), DTMFAfter: 300 * time.Millisecond, HangupAfter: 2 * time.Second})
 	if err := <-bridged; err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +262,10 @@ func TestDialOutLine(t *testing.T) {
 	}
 	if rep.RTPReceived < 60 || lr.RTPReceived < 60 {
 		t.Errorf("audio: caller got %d, line got %d", rep.RTPReceived, lr.RTPReceived)
+	}
+	// No agent on this bridge: *7 is just two digits for the line.
+	if perDigit := uint64(legDTMFDuration/(20*time.Millisecond)) + 2; lr.DTMFReceived != 2*perDigit {
+		t.Errorf("line got %d event packets, want 2 digits (%d)", lr.DTMFReceived, 2*perDigit)
 	}
 }
 

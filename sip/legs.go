@@ -30,12 +30,14 @@ var _ routing.Leg = (*leg)(nil)
 const legDTMFDuration = 120 * time.Millisecond
 
 type leg struct {
-	srv  *Server
-	info ivr.CallInfo
-	log  *slog.Logger
-	what string // "agent 1001", "destination 12315"
+	srv   *Server
+	info  ivr.CallInfo
+	log   *slog.Logger
+	what  string // "agent 1001", "destination 12315"
+	agent bool   // rung by RingAgent: its keys are read for codes (bridge.go)
 
 	sess  *media.Session
+	idle  *idleGuard      // RTP inactivity vs. the agent phone's hold
 	ring  context.Context // cancelled: CANCEL every fork still ringing
 	stopR context.CancelCauseFunc
 
@@ -93,7 +95,12 @@ func (s *Server) RingAgent(ctx context.Context, r routing.AgentRing) (routing.Le
 	for i, b := range contacts {
 		uris[i] = b.Contact
 	}
-	return s.dial(ctx, "agent "+ext, ext, from, uris, hdrs, r.Timeout)
+	l, err := s.dial(ctx, "agent "+ext, ext, from, uris, hdrs, r.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	l.agent = true
+	return l, nil
 }
 
 // DialOut implements routing.Dialer: an INVITE to r.Number through r.Trunk
@@ -153,6 +160,9 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		return nil, fmt.Errorf("sip: dial %s: %w", what, err)
 	}
 	l.sess = sess
+	l.mu.Lock() // OnInactive may read it from a pacer
+	l.idle = newIdleGuard(func() time.Time { return sess.Stats().LastArrival }, l.hangupIdle)
+	l.mu.Unlock()
 	l.local.port = sess.LocalAddr().Port()
 	body := l.local.offer(SendRecv)
 	ring, stopC := context.WithCancelCause(context.Background())
@@ -386,6 +396,7 @@ func (l *leg) applyRemoteLocked(o *Offer) {
 	}
 	l.sess.SetPayloadTypes(o.PayloadType, dtmf)
 	l.sess.SetHold(o.Hold())
+	l.idle.setHeld(o.Hold())
 }
 
 // end marks the leg ended once.
@@ -401,6 +412,7 @@ func (l *leg) end(err error) {
 	}
 	forks := l.forks
 	l.mu.Unlock()
+	l.idle.stop()
 	close(l.done)
 	l.stopR(nil)
 	l.sess.Close()
@@ -598,7 +610,18 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 	return nil
 }
 
+// onInactive is the media engine's callback; the guard ignores it while
+// the agent's phone holds the call.
 func (l *leg) onInactive() {
+	l.mu.Lock()
+	g := l.idle
+	l.mu.Unlock()
+	if g != nil {
+		g.inactive()
+	}
+}
+
+func (l *leg) hangupIdle() {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

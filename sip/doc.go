@@ -67,8 +67,8 @@
 //   - Bridge (bridge.go): media.Session.RelayTo both ways (per-leg SSRC,
 //     sequence, timestamps, payload type; PCMA<->PCMU translated; relayed on
 //     the receive goroutine, no pacer delay), DTMF regenerated as RFC 4733
-//     on the other leg, nothing sent to a held leg. The agent's (second
-//     call's) codes are caught: *7 flags the caller (Config.Flagger); *1,
+//     on the other leg, nothing sent to a held leg. The codes of an agent's
+//     leg (RingAgent) are caught: *7 flags the caller (Config.Flagger); *1,
 //     *2, *3 bring 110, 119, 120 into a three-party call (the agent leaving
 //     then is the hand-over). A '*' is held back up to 1.5 s for the next
 //     digit.

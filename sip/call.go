@@ -30,6 +30,8 @@ type mediaSession interface {
 	Stop()
 	SetHold(bool)
 	Close()
+	// lastArrival is when the last inbound packet came (zero: none yet).
+	lastArrival() time.Time
 }
 
 // sessionParams is what the plane tells the media engine about a new call.
@@ -69,6 +71,7 @@ type call struct {
 	offer     *Offer // current negotiated remote description; nil until known
 	local     localSDP
 	sess      mediaSession
+	idle      *idleGuard // with sess: RTP inactivity vs. the far end's hold
 	answered  bool
 	answering bool
 	// lateOffer: the INVITE had no SDP; our offer went in the 200 and the
@@ -158,11 +161,13 @@ func (c *call) answer(ctx context.Context) error {
 		return fail(fmt.Errorf("sip: answer %s: %w", c.id, err))
 	}
 	c.sess = sess
+	c.idle = newIdleGuard(sess.lastArrival, c.hangupIdle)
 	la := sess.LocalAddr()
 	c.local.port = la.Port()
 	var body []byte
 	if offer != nil {
 		sess.SetHold(offer.Hold())
+		c.idle.setHeld(offer.Hold())
 		body = c.local.answer(offer)
 	} else {
 		c.lateOffer = true
@@ -406,7 +411,20 @@ func (c *call) digit(d byte, mode string) {
 	c.span.AddEvent("dtmf", trace.WithAttributes(attribute.String("mode", mode)))
 }
 
+// onInactive is the media engine's callback: no inbound RTP for its
+// InactivityTimeout. The guard ignores it while the far end holds the call.
 func (c *call) onInactive() {
+	c.mu.Lock()
+	g := c.idle
+	c.mu.Unlock()
+	if g != nil {
+		g.inactive()
+	}
+}
+
+// hangupIdle ends a call whose RTP stopped; it does not block the caller
+// (a media pacer or a timer).
+func (c *call) hangupIdle() {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -429,6 +447,7 @@ func (c *call) applyRemoteLocked(o *Offer) {
 	}
 	c.sess.SetPayloadTypes(o.PayloadType, dtmf)
 	c.sess.SetHold(o.Hold())
+	c.idle.setHeld(o.Hold())
 }
 
 // end marks the call ended once, whoever ended it, and releases it.
@@ -440,8 +459,11 @@ func (c *call) end(outcome string) {
 	}
 	c.ended = true
 	c.outcome = outcome
-	sess := c.sess
+	sess, idle := c.sess, c.idle
 	c.mu.Unlock()
+	if idle != nil {
+		idle.stop()
+	}
 	close(c.done)
 	c.stop()
 	if sess != nil {

@@ -1,6 +1,10 @@
 package sip
 
-import "github.com/cq12345/hotline/media"
+import (
+	"time"
+
+	"github.com/cq12345/hotline/media"
+)
 
 // MediaEngine is the RTP engine the plane uses.
 type MediaEngine = *media.Engine
@@ -28,3 +32,5 @@ type sessionAdapter struct{ *media.Session }
 func (s sessionAdapter) Play(frames [][]byte, onDone func(bool)) {
 	s.Session.Play(frames, media.PlayOptions{OnDone: onDone})
 }
+
+func (s sessionAdapter) lastArrival() time.Time { return s.Session.Stats().LastArrival }

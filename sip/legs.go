@@ -614,9 +614,11 @@ func (l *leg) Hangup(ctx context.Context, reason string) error {
 // the agent's phone holds the call.
 func (l *leg) onInactive() {
 	l.mu.Lock()
-	g := l.idle
+	g, answered := l.idle, l.answered
 	l.mu.Unlock()
-	if g != nil {
+	// No RTP while it rings is normal (a destination may ring longer than
+	// the inactivity timeout); the ring timeout covers that phase.
+	if g != nil && answered {
 		g.inactive()
 	}
 }

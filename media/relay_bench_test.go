@@ -43,7 +43,11 @@ func TestRelayLoad(t *testing.T) {
 	secs := envInt("HOTLINE_BENCH_SECONDS", 20)
 	const probes = 10 // of the calls, with raw sockets and timestamps
 
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestRelayLoad$")
+	args := []string{"-test.run", "^TestRelayLoad$"}
+	if p := os.Getenv("HOTLINE_BENCH_HUB_PROFILE"); p != "" {
+		args = append(args, "-test.cpuprofile", p)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "HOTLINE_RELAY_HUB=1", "HOTLINE_BENCH_CALLS="+strconv.Itoa(calls))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -262,7 +266,7 @@ func probeRecv(c *net.UDPConn, viaHub, direct *histogram, stop chan struct{}) {
 // relayHub is the child process: 2N sessions relaying pairwise.
 func relayHub(t *testing.T) {
 	calls := envInt("HOTLINE_BENCH_CALLS", 500)
-	e, err := NewEngine(Config{IP: loopback, Sockets: 16, InactivityTimeout: -1})
+	e, err := NewEngine(Config{IP: loopback, Sockets: envInt("HOTLINE_BENCH_HUB_SOCKETS", 16), InactivityTimeout: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,10 @@ func (r *registrar) now() time.Time {
 	return time.Now()
 }
 
+// Registered reports whether an extension has a live registration (an
+// agent that is not registered is ErrUnreachable for RingAgent).
+func (s *Server) Registered(ext string) bool { return len(s.Contacts(ext)) > 0 }
+
 // Contacts lists the live contacts registered for an extension, newest
 // registration first.
 func (s *Server) Contacts(ext string) []Binding {

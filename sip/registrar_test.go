@@ -105,8 +105,8 @@ func TestRegistrar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(ts.Contacts("1001")); n != 2 {
-		t.Fatalf("%d contacts, want 2", n)
+	if n := len(ts.Contacts("1001")); n != 2 || !ts.Registered("1001") || ts.Registered("1002") {
+		t.Fatalf("%d contacts, want 2; 1002 registered: %v", n, ts.Registered("1002"))
 	}
 	// Unregister (Expires: 0) removes only that contact.
 	if err := r2.Close(); err != nil {

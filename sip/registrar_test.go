@@ -16,6 +16,7 @@ import (
 	"github.com/cq12345/hotline/routing"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 )
 
 // memCreds is an in-memory credential store (routing.SQLStore in
@@ -171,5 +172,31 @@ func wildcardUnregister(t *testing.T, srv netip.AddrPort, user, pw string) {
 	}
 	if res.StatusCode != 200 {
 		t.Fatalf("Contact: * got %d %s", res.StatusCode, res.Reason)
+	}
+}
+
+// TestVerifyDigest: responses computed by a client library (icholy/digest,
+// which sipgo uses) check out against the stored HA1 for MD5 and SHA-256,
+// with and without qop; a wrong password does not.
+func TestVerifyDigest(t *testing.T) {
+	c, _ := newCreds(map[string]string{"1001": "s3cret"}).Credentials(context.Background(), "1001")
+	for _, alg := range []string{"MD5", "SHA-256"} {
+		for _, qop := range [][]string{{"auth"}, nil} {
+			for _, pw := range []string{"s3cret", "wrong"} {
+				chal := &digest.Challenge{Realm: "hotline", Nonce: "abc", Algorithm: alg, QOP: qop}
+				cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:127.0.0.1", Username: "1001", Password: pw, Count: 1, Cnonce: "xyz"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				parsed, err := digest.ParseCredentials(cred.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = verify(parsed, c, "REGISTER")
+				if ok := err == nil; ok != (pw == "s3cret") {
+					t.Errorf("%s qop=%v password %q: %v", alg, qop, pw, err)
+				}
+			}
+		}
 	}
 }

@@ -312,3 +312,56 @@ func TestBridgeHold(t *testing.T) {
 		t.Errorf("line got %d packets: the held caller's audio should still flow", lr.RTPReceived)
 	}
 }
+
+// TestRingAgentTCPAndFork: an agent registered from two phones, one over
+// TCP that answers and one over UDP that only rings: the TCP phone gets
+// the call, the other is CANCELled.
+func TestRingAgentTCPAndFork(t *testing.T) {
+	srv := startServer(t, func(context.Context, ivr.Call) {}, withRegistrar(newCreds(map[string]string{"3001": "pw"})))
+	ctx := context.Background()
+	reports := make(chan phone.Report, 2)
+	onRep := func(r phone.Report) { reports <- r }
+	tcp := newPhone(t)
+	reg, err := tcp.Register(ctx, phone.RegisterConfig{Registrar: srv.Addr().String(), Transport: "tcp", User: "3001", Password: "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	answer(t, tcp, phone.AnswerConfig{RingFor: 300 * time.Millisecond, OnReport: onRep})
+	agentPhone(t, srv, "3001", "pw", phone.AnswerConfig{NoAnswer: true, OnReport: onRep})
+	if n := len(srv.Contacts("3001")); n != 2 {
+		t.Fatalf("%d contacts, want 2", n)
+	}
+	leg, err := srv.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{Extension: "3001"}, CaseNumber: "C-9", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-leg.Answered():
+	case <-leg.Done():
+		t.Fatalf("leg ended: %v", leg.Err())
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+	}
+	var cancelled bool
+	select {
+	case r := <-reports:
+		cancelled = !r.Answered
+		t.Logf("other phone: status %d answered %v ended by %s", r.SIPStatus, r.Answered, r.EndedBy)
+	case <-time.After(5 * time.Second):
+	}
+	if !cancelled {
+		t.Error("the phone that only rang was not CANCELled")
+	}
+	if err := leg.Hangup(ctx, "test over"); err != nil {
+		t.Errorf("BYE over TCP: %v", err)
+	}
+	select {
+	case r := <-reports:
+		if !r.Answered || r.Transport != "tcp" && r.Transport != "TCP" {
+			t.Errorf("answering phone: answered %v transport %q", r.Answered, r.Transport)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no report from the answering phone")
+	}
+}

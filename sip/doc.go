@@ -30,7 +30,9 @@
 //     application/dtmf-relay or application/dtmf feeds the digit buffer.
 //   - OPTIONS 200 with Allow and Accept; known methods we do not serve 405,
 //     others 501, both with Allow.
-//   - No inbound RTP for the media engine's InactivityTimeout: BYE.
+//   - No inbound RTP for the media engine's InactivityTimeout: BYE, except
+//     while the far end holds the call (hold.go); after its unhold the
+//     timeout counts again from the unhold.
 //
 // The guard (guard.go) checks every datagram and every message framed out
 // of a TCP stream before sipgo sees it, because sipgo silently drops what it

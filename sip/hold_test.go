@@ -2,6 +2,7 @@ package sip
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +119,106 @@ func TestHoldSurvivesInactivity(t *testing.T) {
 				t.Fatalf("the call did not end on RTP timeout:\n%s", srv.logs.String())
 			}
 		})
+	}
+}
+
+// TestIdleGuard: the guard's decisions on the engine's callback, with a
+// fake last-packet time and the real clock (timeouts of 100 ms).
+func TestIdleGuard(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	type env struct {
+		g       *idleGuard
+		hangups chan time.Time
+		setRx   func(time.Time)
+	}
+	newEnv := func() *env {
+		var mu sync.Mutex
+		var rx time.Time
+		e := &env{hangups: make(chan time.Time, 4)}
+		e.setRx = func(at time.Time) { mu.Lock(); rx = at; mu.Unlock() }
+		e.g = newIdleGuard(func() time.Time { mu.Lock(); defer mu.Unlock(); return rx },
+			func() { e.hangups <- time.Now() })
+		// The session started one timeout ago: the engine fires now.
+		e.g.start = time.Now().Add(-timeout)
+		t.Cleanup(e.g.stop)
+		return e
+	}
+	// hungUpAfter expects a hangup no sooner than timeout after from.
+	hungUpAfter := func(t *testing.T, e *env, from time.Time) {
+		t.Helper()
+		select {
+		case at := <-e.hangups:
+			if d := at.Sub(from); d < timeout {
+				t.Fatalf("hung up %v after the unhold, before the timeout", d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no hangup")
+		}
+	}
+	noHangup := func(t *testing.T, e *env) {
+		t.Helper()
+		select {
+		case <-e.hangups:
+			t.Fatal("hung up")
+		case <-time.After(4 * timeout): // past any re-armed timeout
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, e *env)
+	}{
+		{"not held: hangs up", func(t *testing.T, e *env) {
+			e.g.inactive()
+			select {
+			case <-e.hangups:
+			default:
+				t.Fatal("no hangup for a silent call that is not held")
+			}
+		}},
+		{"held: ignored, re-armed from the unhold", func(t *testing.T, e *env) {
+			e.g.setHeld(true)
+			e.g.inactive()
+			if len(e.hangups) != 0 {
+				t.Fatal("hung up a held call")
+			}
+			unhold := time.Now()
+			e.g.setHeld(false)
+			hungUpAfter(t, e, unhold)
+		}},
+		{"hold shorter than the timeout: counted from the unhold", func(t *testing.T, e *env) {
+			e.g.setHeld(true)
+			unhold := time.Now()
+			e.g.setHeld(false)
+			e.g.inactive() // silent since before the hold
+			if len(e.hangups) != 0 {
+				t.Fatal("hung up at once after the unhold")
+			}
+			hungUpAfter(t, e, unhold)
+		}},
+		{"a packet after the unhold: the peer is back", func(t *testing.T, e *env) {
+			e.g.setHeld(true)
+			e.g.inactive()
+			e.g.setHeld(false)
+			e.setRx(time.Now())
+			noHangup(t, e)
+		}},
+		{"held again before the re-armed timeout", func(t *testing.T, e *env) {
+			e.g.setHeld(true)
+			e.g.inactive()
+			e.g.setHeld(false)
+			e.g.setHeld(true)
+			noHangup(t, e)
+		}},
+		{"ended: disarmed", func(t *testing.T, e *env) {
+			e.g.setHeld(true)
+			e.g.inactive()
+			e.g.setHeld(false)
+			e.g.stop()
+			e.g.inactive()
+			noHangup(t, e)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, newEnv()) })
 	}
 }

@@ -136,8 +136,10 @@ func (s *Server) DialOut(ctx context.Context, r routing.Outbound) (routing.Leg, 
 // dial sends one INVITE per target (parallel forking) sharing one RTP
 // session and one SDP offer, and returns the ringing leg.
 func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targets []sip.Uri, hdrs []sip.Header, timeout time.Duration) (*leg, error) {
+	// While draining, calls in progress may still reach agents and lines;
+	// only a closed plane dials nothing.
 	s.mu.Lock()
-	closed := s.closed || s.draining
+	closed := s.closed
 	s.mu.Unlock()
 	if closed || s.dua == nil {
 		return nil, fmt.Errorf("sip: dial %s: %w: plane not running", what, routing.ErrUnreachable)

@@ -71,6 +71,36 @@ type scenario struct {
 	restart     *restartAt
 
 	want expect
+	// Once hotlined routes calls (the routing issue wired in: see
+	// routingWired), a queued or transferred caller no longer hears the
+	// routing prompt and then the end of the call: the table's routing
+	// file (testdata/planes-routing.yaml) makes every queue book a callback
+	// after a second without an agent, and no destination has a trunk.
+	// queued: the row ends in a queue (want, then the callback prompts);
+	// routed, when set, replaces want.
+	queued bool
+	routed *expect
+}
+
+// thenCallback is e once routing is wired: after transferring-agent the
+// queue gives up (no agent), books a callback and hotline ends the call.
+// The path and outcome stay: the queue decision did not connect.
+func thenCallback(e expect) *expect {
+	e.heard = append(slices.Clip(e.heard), "zh-CN/callback-booked", "zh-CN/goodbye")
+	return &e
+}
+
+// expected is the row's expectation for the hotlined under test.
+func (sc scenario) expected() expect {
+	switch {
+	case !routingWired():
+		return sc.want
+	case sc.routed != nil:
+		return *sc.routed
+	case sc.queued:
+		return *thenCallback(sc.want)
+	}
+	return sc.want
 }
 
 // expect is what the caller and the case store must show.
@@ -104,8 +134,9 @@ var (
 
 var scenarios = []scenario{
 	{
-		name: "menu-digit-1",
-		from: "13800138101",
+		name:   "menu-digit-1",
+		queued: true,
+		from:   "13800138101",
 		// RFC 4733 on sip; ChannelDtmfReceived on ari.
 		press: &press{Digits: "1", On: "zh-CN/main-menu", After: 1500 * time.Millisecond},
 		want: expect{
@@ -123,10 +154,11 @@ var scenarios = []scenario{
 		// Asterisk it arrives as the same ChannelDtmfReceived. Typed ahead
 		// (the INFO digit must barge in too) to keep the row short; INFO in
 		// the main menu is test/call_test.go TestMenuDigitSIPInfo.
-		name:  "type-ahead-sip-info",
-		only:  "sip",
-		from:  "13800138102",
-		press: &press{Digits: "1", Mode: "info", After: 2 * time.Second},
+		name:   "type-ahead-sip-info",
+		queued: true,
+		only:   "sip",
+		from:   "13800138102",
+		press:  &press{Digits: "1", Mode: "info", After: 2 * time.Second},
 		want: expect{
 			answered: true,
 			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-agent"},
@@ -137,8 +169,9 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		name: "type-ahead-skips-menu",
-		from: "13800138103",
+		name:   "type-ahead-skips-menu",
+		queued: true,
+		from:   "13800138103",
 		// 1 during the greeting: barge-in, and the key goes to the main menu.
 		press: &press{Digits: "1", After: 2 * time.Second},
 		want: expect{
@@ -165,6 +198,17 @@ var scenarios = []scenario{
 			path:    pathTypeAhead4,
 			outcome: cases.OutcomeTransferred, destination: "12315",
 		},
+		// Routed: 12315 has no trunk here, so the transfer fails over to
+		// the flow's on_fail (market-fallback, the general queue), which
+		// books a callback; the case keeps the transfer decision too.
+		routed: &expect{
+			answered: true,
+			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-12315", "zh-CN/transferring-agent", "zh-CN/callback-booked", "zh-CN/goodbye"},
+			notHeard: []string{"zh-CN/main-menu"},
+			endedBy:  "hotline", cases: 1,
+			path:    append(slices.Clip(pathTypeAhead4), "market-fallback:", "queue-general:"),
+			outcome: cases.OutcomeAbandoned, queue: "general", destination: "12315",
+		},
 	},
 	{
 		name:        "caller-hangs-up-in-greeting",
@@ -190,9 +234,10 @@ var scenarios = []scenario{
 		want:        expect{answered: false, endedBy: "hotline", cases: 0},
 	},
 	{
-		name: "websocket-dropped-mid-call",
-		only: "ari",
-		from: "13800138107",
+		name:   "websocket-dropped-mid-call",
+		queued: true,
+		only:   "ari",
+		from:   "13800138107",
 		// The socket drops during the emergency notice and stays down past
 		// its end: its PlaybackFinished is lost; hotline reconnects,
 		// resynchronises (the call is still live in the application, the
@@ -208,9 +253,10 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		name: "hotlined-restart-adopts-call",
-		only: "ari",
-		from: "13800138108",
+		name:   "hotlined-restart-adopts-call",
+		queued: true,
+		only:   "ari",
+		from:   "13800138108",
 		// hotlined dies during the greeting; the channel stays in Stasis
 		// (Asterisk keeps it, the old playback runs on). The new hotlined
 		// lists the application's channels, adopts the call and runs the
@@ -226,15 +272,19 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// Both rows need an agent phone (sip: a registered phone, ari: an
+		// endpoint the fake answers, ari.BridgeTo) and a trunk for 12315
+		// in the table's routing file. The sip plane implements
+		// routing.Dialer (RingAgent, DialOut, Bridge); the ari plane does
+		// not yet, so no row can run on both planes.
 		name: "queue-to-agent",
-		skip: "hotlined has no router yet (server/run.go builds the interpreter without Router): " +
-			"a queued caller hears transferring-agent and the call ends; this row needs routing wired on both planes " +
-			"(sip: the agent's phone; ari: originate the agent endpoint and bridge, ari.BridgeTo)",
+		skip: "needs routing on both planes: hotlined routes calls only with the routing issue wired into server/run.go, " +
+			"and the ari plane implements no routing.Dialer yet (ari.BridgeTo is not wired as one)",
 	},
 	{
 		name: "external-transfer-completes",
-		skip: "hotlined has no router yet: the transfer decision is recorded (row type-ahead-transfer-decision-12315) " +
-			"but no leg to 12315 is placed; this row needs routing wired on both planes",
+		skip: "needs routing on both planes (see queue-to-agent) and a trunk for 12315; " +
+			"until then row type-ahead-transfer-decision-12315 checks the decision and its fallback",
 	},
 }
 
@@ -302,7 +352,7 @@ type caseSeen struct {
 
 func checkObserved(t *testing.T, pl string, sc scenario, o *observed) {
 	t.Helper()
-	w := sc.want
+	w := sc.expected()
 	if o.answered != w.answered {
 		t.Errorf("answered %v, want %v", o.answered, w.answered)
 	}

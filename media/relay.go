@@ -198,6 +198,21 @@ func (o *outbox) flush(e *Engine) {
 	for _, idx := range o.used {
 		b := &o.batches[idx]
 		msgs := b.msgs[:b.n]
+		if len(msgs) == 1 {
+			// A single packet: sendto costs less than x/net's sendmmsg
+			// wrapper (it packs headers from a pool).
+			m := &msgs[0]
+			n, err := b.ps.conn.WriteToUDP(m.Buffers[0], m.Addr.(*net.UDPAddr))
+			calls++
+			if err != nil {
+				errs++
+			} else {
+				pkts++
+				bytes += uint64(n)
+			}
+			b.n = 0
+			continue
+		}
 		for len(msgs) > 0 {
 			chunk := msgs[:min(len(msgs), maxSendBatch)]
 			n, err := b.ps.pc.WriteBatch(chunk, 0)

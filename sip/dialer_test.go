@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/cq12345/hotline/phone"
 	"github.com/cq12345/hotline/prompts"
 	"github.com/cq12345/hotline/routing"
+	"github.com/emiago/sipgo/sip"
 )
 
 // flagRec records the flags the bridge reports.
@@ -368,3 +370,81 @@ func TestRingAgentTCPAndFork(t *testing.T) {
 		t.Error("no report from the answering phone")
 	}
 }
+
+// TestRingAgentInvite: what an agent's phone receives: INVITE to its
+// registered contact with X-Hotline-Case (and queue, language), the
+// caller's number in From, our SDP offer (PCMA, PCMU, telephone-event);
+// a 603 Decline is ErrRejected.
+func TestRingAgentInvite(t *testing.T) {
+	srv := startServer(t, func(context.Context, ivr.Call) {}, withRegistrar(newCreds(nil)))
+	raw, err := newRTPSocket() // a bare UDP socket standing for the phone
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	addr := raw.LocalAddr().(*net.UDPAddr)
+	srv.reg.mu.Lock()
+	srv.reg.bindings["4001"] = []Binding{{Contact: sip.Uri{Scheme: "sip", User: "4001", Host: "127.0.0.1", Port: addr.Port}, Expires: time.Now().Add(time.Minute)}}
+	srv.reg.mu.Unlock()
+	caller := &stubCall{info: ivr.CallInfo{Caller: "13800138000"}}
+	leg, err := srv.RingAgent(context.Background(), routing.AgentRing{Agent: routing.Agent{Extension: "4001"}, Caller: caller,
+		CaseNumber: "C-20261128-0042", Queue: "general", Lang: "zh-CN", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	n, from, err := raw.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok || req.Method != sip.INVITE {
+		t.Fatalf("got %v", msg.String())
+	}
+	for h, want := range map[string]string{"X-Hotline-Case": "C-20261128-0042", "X-Hotline-Queue": "general", "X-Hotline-Lang": "zh-CN"} {
+		if got := req.GetHeader(h); got == nil || got.Value() != want {
+			t.Errorf("%s: %v, want %s", h, got, want)
+		}
+	}
+	if req.Recipient.User != "4001" || req.From().Address.User != "13800138000" {
+		t.Errorf("INVITE %s from %s", req.Recipient.String(), req.From().Address.String())
+	}
+	o, err := ParseSDPOffer(req.Body())
+	if err != nil || !o.HasDTMF || o.PayloadType != 8 {
+		t.Errorf("offer: %+v, %v", o, err)
+	}
+	res := sip.NewResponseFromRequest(req, 603, "Decline", nil)
+	if _, err := raw.WriteToUDP([]byte(res.String()), from); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-leg.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("declined leg did not end")
+	}
+	if !errors.Is(leg.Err(), routing.ErrRejected) {
+		t.Errorf("603: %v, want ErrRejected", leg.Err())
+	}
+	// The ACK of the 603 (transaction layer) arrives too.
+	_ = raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, _, err = raw.ReadFromUDP(buf); err == nil {
+		if m, _ := sip.ParseMessage(buf[:n]); m != nil {
+			if r, ok := m.(*sip.Request); !ok || r.Method != sip.ACK {
+				t.Errorf("after 603: %s", m.String())
+			}
+		}
+	}
+}
+
+// stubCall is a caller that only has an identity (RingAgent reads Info).
+type stubCall struct {
+	ivr.Call
+	info ivr.CallInfo
+}
+
+func (s *stubCall) Info() ivr.CallInfo { return s.info }

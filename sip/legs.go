@@ -187,9 +187,14 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 	for _, t := range targets {
 		callID := uuid.NewString()
 		req := sip.NewRequest(sip.INVITE, t)
-		if tr, ok := t.UriParams.Get("transport"); ok && t.UriParams != nil {
-			req.SetTransport(strings.ToUpper(tr))
+		transport := "UDP"
+		if tr, ok := t.UriParams.Get("transport"); ok {
+			transport = strings.ToUpper(tr)
+			req.SetTransport(transport)
 		}
+		// Our Contact names the transport, so that the far end's
+		// in-dialog requests (BYE, re-INVITE) come back the same way.
+		req.AppendHeader(s.contact(transport))
 		req.SetBody(body)
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		f := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: fromUser, Host: s.addr.Addr().String(), Port: int(s.addr.Port())}, Params: sip.NewParams()}

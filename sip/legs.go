@@ -17,6 +17,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outbound legs (UAC dialogs) of the B2BUA: the agent's phone (RingAgent:
@@ -34,7 +36,8 @@ type leg struct {
 	info  ivr.CallInfo
 	log   *slog.Logger
 	what  string // "agent 1001", "destination 12315"
-	agent bool   // rung by RingAgent: its keys are read for codes (bridge.go)
+	span  trace.Span
+	agent bool // rung by RingAgent: its keys are read for codes (bridge.go)
 
 	sess  *media.Session
 	idle  *idleGuard      // RTP inactivity vs. the agent phone's hold
@@ -154,11 +157,14 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		done:        make(chan struct{}),
 	}
 	l.log = s.log.With("leg", what)
+	_, l.span = s.tracer.Start(context.WithoutCancel(ctx), "leg", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("leg.what", what), attribute.Int("leg.targets", len(targets))))
 	sess, err := s.cfg.Engine.NewSession(media.SessionConfig{
 		PayloadType: uint8(prompts.PCMA), DTMFPayloadType: dtmfOfferPT,
 		OnDigit: func(d byte) { l.digit(d) }, OnInactive: l.onInactive,
 	})
 	if err != nil {
+		l.span.End()
 		return nil, fmt.Errorf("sip: dial %s: %w", what, err)
 	}
 	l.sess = sess
@@ -241,6 +247,8 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 	if n == 0 {
 		stop(nil)
 		sess.Close()
+		l.span.SetAttributes(attribute.String("leg.outcome", "unreachable"))
+		l.span.End()
 		return nil, fmt.Errorf("sip: dial %s: %w: %v", what, routing.ErrUnreachable, firstErr)
 	}
 	l.log.Info("leg ringing", "forks", n)
@@ -310,6 +318,21 @@ func (l *leg) classify(ctx context.Context, f *fork, err error) error {
 		return fmt.Errorf("%w: %v", routing.ErrNoAnswer, err)
 	}
 	return fmt.Errorf("%w: %v", routing.ErrUnreachable, err)
+}
+
+// reasonName names why a leg was not answered, for its span.
+func reasonName(err error) string {
+	switch {
+	case errors.Is(err, routing.ErrBusy):
+		return "busy"
+	case errors.Is(err, routing.ErrNoAnswer):
+		return "no_answer"
+	case errors.Is(err, routing.ErrRejected):
+		return "rejected"
+	case errors.Is(err, routing.ErrUnreachable):
+		return "unreachable"
+	}
+	return "ended"
 }
 
 // rank orders failures for a forked call: the most telling one is kept.
@@ -418,7 +441,14 @@ func (l *leg) end(err error) {
 		l.err = err
 	}
 	forks := l.forks
+	answered := l.answered
 	l.mu.Unlock()
+	outcome := "completed"
+	if !answered {
+		outcome = reasonName(err)
+	}
+	l.span.SetAttributes(attribute.String("leg.outcome", outcome))
+	l.span.End()
 	l.idle.stop()
 	close(l.done)
 	l.stopR(nil)

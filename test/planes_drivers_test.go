@@ -278,16 +278,24 @@ func (c *ariCaller) run(sc scenario) {
 
 // remoteEnd tells how the channel went without the caller hanging up: a
 // DELETE /channels/{id} from hotline, or (shutdown) a continue.
+// The fake records a request once it has answered it, just after the
+// channel is gone: wait for the record.
 func (c *ariCaller) remoteEnd() string {
-	for _, r := range c.fake.Requests() {
-		if r.Path == "/ari/channels/"+c.call.ID() && r.Method == "DELETE" && r.Status == 204 {
-			return "hotline"
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		for _, r := range c.fake.Requests() {
+			if r.Path == "/ari/channels/"+c.call.ID() && r.Method == "DELETE" && r.Status == 204 {
+				return "hotline"
+			}
+			if r.Path == "/ari/channels/"+c.call.ID()+"/continue" && r.Status == 204 {
+				return "continued in dialplan"
+			}
 		}
-		if r.Path == "/ari/channels/"+c.call.ID()+"/continue" && r.Status == 204 {
-			return "continued in dialplan"
+		if time.Now().After(deadline) {
+			return "unknown"
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return "unknown"
 }
 
 // checkResync: the drop really cost events, and hotline reconnected and

@@ -194,7 +194,9 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	}
 	unrelay := func(eps ...endpoint) {
 		for _, e := range eps {
-			e.mediaSession().RelayTo(nil, nil)
+			if ms := e.mediaSession(); ms != nil {
+				ms.RelayTo(nil, nil)
+			}
 		}
 	}
 	relay(ea, eb)
@@ -216,7 +218,7 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 			stopMix()
 		}
 		eps := []endpoint{ea, eb}
-		if third != nil && third.sess != nil {
+		if third != nil {
 			eps = append(eps, third)
 		}
 		unrelay(eps...)

@@ -463,10 +463,20 @@ func (l *leg) ID() string {
 	defer l.mu.Unlock()
 	return l.id
 }
-func (l *leg) Info() ivr.CallInfo           { return l.info }
-func (l *leg) Done() <-chan struct{}        { return l.done }
-func (l *leg) Answered() <-chan struct{}    { return l.answeredCh }
-func (l *leg) mediaSession() *media.Session { return l.sess }
+func (l *leg) Info() ivr.CallInfo        { return l.info }
+func (l *leg) Done() <-chan struct{}     { return l.done }
+func (l *leg) Answered() <-chan struct{} { return l.answeredCh }
+
+// mediaSession is the leg's RTP session once answered (nil before: the
+// bridge and the mixer only take answered calls).
+func (l *leg) mediaSession() *media.Session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.answered {
+		return nil
+	}
+	return l.sess
+}
 
 // Err says why the leg ended unanswered (nil while ringing or once
 // answered).

@@ -92,6 +92,8 @@ const (
 	OutcomeAbandoned             Outcome = "abandoned"               // caller hung up after answer, before an agent
 	OutcomeAbandonedBeforeAnswer Outcome = "abandoned_before_answer" // caller cancelled before the call was answered
 	OutcomeRefusedAbusive        Outcome = "refused_abusive"         // article 26 measure
+	OutcomeCallbackRequested     Outcome = "callback_requested"      // no agent free: the caller asked to be called back
+	OutcomeMessageLeft           Outcome = "message_left"            // no agent free: the caller left a message
 )
 
 // PathStep is one IVR node the call went through, with the digits keyed there.

@@ -92,7 +92,7 @@ func TestSimulationJSONShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Lang != "en" || res.Steps[4].Kind != "set" || res.Steps[5].Branch != "default" {
+	if res.Lang != "en" || res.Steps[3].Kind != "set" || res.Steps[4].Branch != "default" {
 		t.Errorf("%+v", res)
 	}
 	if got := res.Ended.Sub(res.At); got <= 0 {

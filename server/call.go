@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -181,17 +182,7 @@ func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
 			}
 			evs = append(evs, e)
 		}
-		switch {
-		case res.End == "caller-hangup" && len(res.Decisions) == 0:
-			outcome = cases.OutcomeAbandoned
-		case res.Final.Kind == "transfer":
-			outcome = cases.OutcomeTransferred
-		case res.Final.Kind == "queue":
-			// Until agents take calls (routing issue), a queued caller
-			// hears "transferring you" and the call ends: abandoned for
-			// the figures, honestly.
-			outcome = cases.OutcomeAbandoned
-		}
+		outcome = outcomeOf(res)
 		if res.Survey > 0 {
 			e := cases.NewEvent(caseID, cases.EventSurvey)
 			// ivr counts 1 = 非常满意; cases store 5 = 非常满意.
@@ -224,4 +215,38 @@ func appealOf(v string) cases.AppealType {
 		return cases.AppealSuggestion
 	}
 	return ""
+}
+
+// outcomeOf says how a call ended for the case and the figures: answered by
+// an agent or transferred when a routing decision connected (the leg was
+// answered: its outcome is returned or left, not an overflow), abandoned when
+// the caller hung up before that, self-service otherwise.
+func outcomeOf(res *ivr.Result) cases.Outcome {
+	connected := ""
+	for _, st := range res.Path {
+		if st.Decision == nil || st.Outcome == nil {
+			continue
+		}
+		o := st.Outcome
+		if o.Status == ivr.OutcomeReturned || (o.Status == ivr.OutcomeLeft && !strings.HasPrefix(o.Reason, "overflow")) {
+			connected = st.Decision.Kind
+		}
+	}
+	switch {
+	case connected == ivr.KindQueue:
+		return cases.OutcomeAnsweredByAgent
+	case connected == ivr.KindTransfer:
+		return cases.OutcomeTransferred
+	case res.Final.Kind == "callback":
+		return cases.OutcomeCallbackRequested
+	case res.Final.Kind == "message":
+		return cases.OutcomeMessageLeft
+	case res.End == "caller-hangup":
+		return cases.OutcomeAbandoned
+	case res.Final.Kind == ivr.KindQueue || res.Final.Kind == ivr.KindTransfer:
+		// Routed but never connected (no agent, line down) and the flow
+		// ended the call: the caller did not get what they called for.
+		return cases.OutcomeAbandoned
+	}
+	return cases.OutcomeSelfService
 }

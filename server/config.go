@@ -21,17 +21,18 @@ import (
 type Config struct {
 	Config string `help:"YAML configuration file (keys are flag names)." type:"path" placeholder:"FILE"`
 
-	SIPListen  string        `name:"sip-listen" default:"127.0.0.1:5060" help:"SIP address (UDP and TCP)."`
-	HTTPListen string        `name:"http-listen" default:"127.0.0.1:8080" help:"HTTP address: API, UI, /metrics, /healthz."`
-	DataDir    string        `name:"data-dir" default:"./var" type:"path" help:"Data folder: SQLite store, journal, keys, admin token."`
-	Flow       string        `name:"flow" help:"IVR flow file seeded as the first published version (default: the embedded Chongqing 12345 flow)." type:"path"`
-	MediaAddr  netip.Addr    `name:"media-addr" help:"Address written in SDP (default: the SIP listen address)."`
-	RTPPorts   string        `name:"rtp-ports" default:"" help:"RTP port range for the socket pool, e.g. 20000-20063 (default: ports chosen by the system)."`
-	RTPSockets int           `name:"rtp-sockets" default:"64" help:"Shared RTP sockets in the pool (calls are demultiplexed by remote address)."`
-	RTPTimeout time.Duration `name:"rtp-timeout" default:"30s" help:"Hang up a call that sent no RTP for this long (0 disables)."`
-	RingTime   time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
-	DrainGrace time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
-	Store      string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
+	SIPListen     string        `name:"sip-listen" default:"127.0.0.1:5060" help:"SIP address (UDP and TCP)."`
+	HTTPListen    string        `name:"http-listen" default:"127.0.0.1:8080" help:"HTTP address: API, UI, /metrics, /healthz."`
+	DataDir       string        `name:"data-dir" default:"./var" type:"path" help:"Data folder: SQLite store, journal, keys, admin token."`
+	Flow          string        `name:"flow" help:"IVR flow file seeded as the first published version (default: the embedded Chongqing 12345 flow)." type:"path"`
+	MediaAddr     netip.Addr    `name:"media-addr" help:"Address written in SDP (default: the SIP listen address)."`
+	RTPPorts      string        `name:"rtp-ports" default:"" help:"RTP port range for the socket pool, e.g. 20000-20063 (default: ports chosen by the system)."`
+	RTPSockets    int           `name:"rtp-sockets" default:"64" help:"Shared RTP sockets in the pool (calls are demultiplexed by remote address)."`
+	RTPTimeout    time.Duration `name:"rtp-timeout" default:"30s" help:"Hang up a call that sent no RTP for this long (0 disables)."`
+	RingTime      time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
+	DrainGrace    time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
+	RoutingConfig string        `name:"routing-config" type:"path" help:"Routing file: destinations (with their trunks) and agent queues (default: the real Chongqing lines, no trunks)."`
+	Store         string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
 
 	AbusePolicy string `name:"abuse-policy" type:"path" help:"Article-26 policy file (default: the embedded conservative policy; check one with hotlinectl abuse policy validate)."`
 

@@ -104,12 +104,15 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		MaxKeyPresses: 2,
 		PersonEscape:  true,
 	}
-	for _, d := range routing.DefaultDestinations() {
-		env.Destinations[d.ID] = true
+	// Routing: destinations (the only places a call may be sent) and queues.
+	rcfg := routing.DefaultConfig()
+	if cfg.RoutingConfig != "" {
+		if rcfg, err = routing.LoadConfig(cfg.RoutingConfig, cals); err != nil {
+			return err
+		}
 	}
-	for _, q := range routing.DefaultQueues() {
-		env.Queues[q] = true
-	}
+	env.Destinations = routing.NewDirectory(rcfg.Destinations, log).IDs()
+	env.Queues = rcfg.QueueIDs()
 
 	// Flows: versions in the store, the published one served from memory.
 	loader := flows.LoaderFor(env)
@@ -152,6 +155,20 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	closers = append(closers, func(context.Context) error { return abuseSvc.Close() })
 
+	// The router: queue decisions go to the ACD, transfers to destinations.
+	// The plane that dials is set once it runs.
+	rstore, err := routing.OpenStore(ctx, db, routing.StoreConfig{Sealer: prot.Keys, Hash: prot.CallerHash})
+	if err != nil {
+		return err
+	}
+	dialer := &routing.LateDialer{}
+	router, err := routing.New(routing.Options{Config: rcfg, Store: rstore, Dialer: dialer,
+		Calendars: cals, Catalogue: lib.Catalogue, MeterProvider: tel.MeterProvider, Logger: log})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func(context.Context) error { return router.Close() })
+
 	// HTTP: API, /metrics, /healthz.
 	tokens, err := auth.NewStore(ctx, db)
 	if err != nil {
@@ -165,7 +182,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var plane atomic.Pointer[activeCaller]
 	mux := http.NewServeMux()
 	mux.Handle("/api/", api.New(api.Config{Flows: flowStore, Tokens: tokens, Env: env, Logger: log,
-		Cases: caseStore, Protector: prot, Abuse: abuseSvc}))
+		Cases: caseStore, Protector: prot, Abuse: abuseSvc, Routing: router}))
 	mux.Handle("/metrics", tel.MetricsHandler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		status, code := "ok", http.StatusOK
@@ -198,6 +215,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		abuse: abuseSvc,
 		tp:    tel.TracerProvider,
 		interp: &ivr.Interpreter{
+			Router:         router,
+			Callbacks:      callbackBooker{router: router, cases: caseStore},
 			Cases:          caseLookup{caseStore},
 			Calendars:      cals,
 			Catalogue:      lib.Catalogue,

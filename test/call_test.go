@@ -17,7 +17,7 @@ func TestMenuDigitRFC4733(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	r := s.call(t, "--from", "13800138001", "--dtmf", "1", "--dtmf-mode", "rfc4733",
-		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "60s")
+		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "24s")
 	checkDigitActedOn(t, r)
 	s.Stop()
 	assertNoUnmaskedNumbers(t, []string{"13800138001"}, s.LogFile, s.Trace)
@@ -27,15 +27,15 @@ func TestMenuDigitSIPInfo(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
 	r := s.call(t, "--from", "13800138002", "--dtmf", "1", "--dtmf-mode", "info",
-		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "60s")
+		"--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "24s")
 	checkDigitActedOn(t, r)
 	s.Stop()
 	assertNoUnmaskedNumbers(t, []string{"13800138002"}, s.LogFile, s.Trace)
 }
 
 // checkDigitActedOn: key 1 in the main menu (consultation/help) barges into
-// the menu prompt and leads to "transferring you to an agent"; until agents
-// take calls the flow then ends the call, so the far end hangs up.
+// the menu prompt and leads to "transferring you to an agent" (the caller
+// then waits in the queue; callsim hangs up).
 func checkDigitActedOn(t *testing.T, r callResult) {
 	t.Helper()
 	if r.SIPStatus != 200 || !r.Answered || r.Codec != "PCMA" {
@@ -43,9 +43,6 @@ func checkDigitActedOn(t *testing.T, r callResult) {
 	}
 	if !r.heard("zh-CN/greeting", "zh-CN/emergency-notice", "zh-CN/main-menu", "zh-CN/transferring-agent") {
 		t.Errorf("prompts heard %v; want greeting, emergency notice, main menu, then transferring-agent", r.PromptsHeard)
-	}
-	if r.EndedBy != "remote" {
-		t.Errorf("ended_by %q, want remote (the flow ends the call)", r.EndedBy)
 	}
 	if r.Interarrival.P99 > 40 || r.Interarrival.P99 < 10 {
 		t.Errorf("interarrival p99 %.1f ms is off the 20 ms pacing", r.Interarrival.P99)
@@ -112,7 +109,7 @@ func keepLogs(t *testing.T, s *server) {
 func TestTypeAheadDuringGreeting(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	r := s.call(t, "--from", "13800138004", "--dtmf", "1", "--dtmf-after", "2s", "--hangup-after", "30s")
+	r := s.call(t, "--from", "13800138004", "--dtmf", "1", "--dtmf-after", "2s", "--hangup-after", "10s")
 	if !r.heard("zh-CN/greeting", "zh-CN/transferring-agent") || r.heard("zh-CN/main-menu") {
 		t.Fatalf("want greeting cut by the key, then transferring-agent without the menu: %v", r.PromptsHeard)
 	}

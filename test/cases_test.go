@@ -29,9 +29,16 @@ import (
 func TestCallOpensOneCase(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "")
-	r := s.call(t, "--from", "13800138021", "--dtmf", "1", "--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "90s")
-	if !r.Answered || !r.heard("zh-CN/greeting", "zh-CN/your-case-number-is", "zh-CN/main-menu", "zh-CN/transferring-agent") {
-		t.Fatalf("want greeting, case number, main menu, transferring: %+v", r)
+	// Key 1 (consultation) in the main menu; nobody answers the queue
+	// (max wait 3 s in the test routing), the flow offers a callback and
+	// the second 1, typed ahead, confirms it: the caller hears the case
+	// number to quote when the agent calls back.
+	r := s.call(t, "--from", "13800138021", "--dtmf", "1,1", "--dtmf-on", "zh-CN/main-menu", "--dtmf-after", "1500ms", "--hangup-after", "90s")
+	if !r.Answered || !r.heard("zh-CN/greeting", "zh-CN/main-menu", "zh-CN/transferring-agent", "zh-CN/callback-booked", "zh-CN/your-case-number-is", "zh-CN/goodbye") {
+		t.Fatalf("want greeting, main menu, transferring, callback booked, case number, goodbye: %+v", r)
+	}
+	if r.EndedBy != "remote" {
+		t.Errorf("ended_by %q; the flow ends the call after the goodbye", r.EndedBy)
 	}
 	heard := r.numberHeard()
 	cl := s.adminClient(t)
@@ -63,7 +70,7 @@ func TestCallOpensOneCase(t *testing.T) {
 	for _, p := range c.Path {
 		path = append(path, p.Node+":"+p.Digits)
 	}
-	want := []string{"welcome:", "own-case:", "language:-", "main:1", "consult:", "queue-general:"}
+	want := []string{"welcome:", "language:-", "main:1", "consult:", "queue-general:", "callback:1", "callback-booked:", "callback-case:", "bye:"}
 	if len(path) < len(want) || !slices.Equal(path[:len(want)], want) {
 		t.Errorf("path %v, want it to start %v", path, want)
 	}
@@ -73,9 +80,7 @@ func TestCallOpensOneCase(t *testing.T) {
 	if c.AppealType != cases.AppealConsultation || c.Queue != "general" || c.Outcome == "" {
 		t.Errorf("appeal %q queue %q outcome %q; want consultation, general, an outcome", c.AppealType, c.Queue, c.Outcome)
 	}
-	// Until agents take calls the queued caller hears "transferring" and
-	// the flow ends: counted as abandoned (server/call.go).
-	if c.Outcome != cases.OutcomeAbandoned && c.Outcome != cases.OutcomeAnsweredByAgent {
+	if c.Outcome != cases.OutcomeCallbackRequested {
 		t.Errorf("outcome %q", c.Outcome)
 	}
 	var created int

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,9 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 	}
 	s.LogFile = filepath.Join(dataDir, fmt.Sprintf("hotlined-%d.log", time.Now().UnixNano()))
 	s.Trace = filepath.Join(dataDir, fmt.Sprintf("spans-%d.jsonl", time.Now().UnixNano()))
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--routing-config") }) {
+		args = append([]string{"--routing-config", "testdata/routing-fast.yaml"}, args...)
+	}
 	all := append([]string{
 		"--sip-listen", s.SIP, "--http-listen", s.HTTP, "--data-dir", dataDir,
 		"--trace-file", s.Trace, "--log-format", "json", "--log-level", "debug",

@@ -163,14 +163,20 @@ func (f *farEnd) hears(t *testing.T, what string, x []int16, yes, no []int) {
 	}
 }
 
-// TestBridgeEmergency: during a caller-agent bridge the agent keys *1: 110
-// is dialled and the three hear each other; the agent hangs up and the
+// TestBridgeEmergency: during a caller-agent bridge the agent keys *2 (119
+// is busy: the two stay bridged), then *1: 110 is dialled and the three
+// hear each other; the agent hangs up and the
 // caller stays with 110 (hand-over); the caller never hears the code.
 func TestBridgeEmergency(t *testing.T) {
 	fe := &farEnd{tones: []float64{600, 1000, 1400}, heard: map[int][]int16{}}
 	far := startServer(t, fe.serve)
 	trunk := fmt.Sprintf("sip:%s", far.Addr())
-	dir := routing.NewDirectory([]routing.Destination{{ID: "110", Number: "12345", Trunk: trunk, PassCaller: true}}, nil)
+	busy := newPhone(t)
+	answer(t, busy, phone.AnswerConfig{Busy: true})
+	dir := routing.NewDirectory([]routing.Destination{
+		{ID: "110", Number: "12345", Trunk: trunk, PassCaller: true},
+		{ID: "119", Number: "119", Trunk: fmt.Sprintf("sip:%s", busy.SIPAddr("udp"))},
+	}, nil)
 	hub := startServer(t, func(context.Context, ivr.Call) {}, func(_ *media.Config, c *Config) { c.Destinations = dir })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -196,6 +202,14 @@ func TestBridgeEmergency(t *testing.T) {
 	fe.hears(t, "caller, bridged", fe.since(0, n0), []int{1}, []int{2})
 
 	agentPhone := fe.call(1).mediaSession()
+	// *2: 119 is busy; caller and agent stay bridged.
+	agentPhone.SendDTMF('*', 100*time.Millisecond)
+	agentPhone.SendDTMF('2', 100*time.Millisecond)
+	time.Sleep(700 * time.Millisecond)
+	b0 := fe.heardLen(0)
+	time.Sleep(500 * time.Millisecond)
+	fe.hears(t, "caller, after a busy 119", fe.since(0, b0), []int{1}, []int{2})
+
 	agentPhone.SendDTMF('*', 100*time.Millisecond)
 	agentPhone.SendDTMF('1', 100*time.Millisecond)
 	waitFor(t, "110 dialled", 5*time.Second, func() bool { return fe.call(2) != nil })

@@ -250,3 +250,7 @@ func outcomeOf(res *ivr.Result) cases.Outcome {
 	}
 	return cases.OutcomeSelfService
 }
+
+// Unwrap returns the plane's call, for planes that bridge it (the sip
+// plane finds its own call type behind this wrapper).
+func (c *caseCall) Unwrap() ivr.Call { return c.Call }

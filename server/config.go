@@ -31,6 +31,7 @@ type Config struct {
 	RTPTimeout    time.Duration `name:"rtp-timeout" default:"30s" help:"Hang up a call that sent no RTP for this long (0 disables)."`
 	RingTime      time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
 	DrainGrace    time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
+	Trunk         string        `name:"trunk" help:"Default SIP trunk URI for outbound calls (destinations without their own trunk, callbacks), e.g. sip:gw.example:5060."`
 	RoutingConfig string        `name:"routing-config" type:"path" help:"Routing file: destinations (with their trunks) and agent queues (default: the real Chongqing lines, no trunks)."`
 	Store         string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
 

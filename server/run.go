@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cq12345/hotline/abuse"
 	"github.com/cq12345/hotline/api"
 	"github.com/cq12345/hotline/api/auth"
 	"github.com/cq12345/hotline/ari"
@@ -227,10 +228,25 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	switch cfg.Plane {
 	case "sip":
-		srv, err := startSIP(ctx, cfg, lib, calls, tel, log, &closers)
+		srv, err := startSIP(ctx, cfg, lib, calls, tel, log, &closers, func(sc *sip.Config) {
+			// The plane is the router's dialer (agents, lines), the
+			// registrar of agents' phones, the REFER guard, and where the
+			// agent's *7 flag reaches article 26.
+			sc.Credentials = rstore
+			sc.Realm = routing.DefaultRealm
+			sc.HotlineNumber = routing.ServiceNumber
+			sc.Destinations = routing.NewDirectory(rcfg.Destinations, log)
+			sc.Transfers = router
+			sc.Trunk = cfg.Trunk
+			sc.Flagger = sip.FlaggerFunc(func(ctx context.Context, callID, agent string) error {
+				_, err := abuseSvc.Flag(ctx, callID, agent, abuse.KindHarassment, "agent keyed *7 on the phone")
+				return err
+			})
+		})
 		if err != nil {
 			return err
 		}
+		dialer.Set(srv)
 		var ac activeCaller = srv
 		plane.Store(&ac)
 		<-ctx.Done()
@@ -262,7 +278,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return fmt.Errorf("unknown plane %q", cfg.Plane)
 }
 
-func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Handler, tel *telemetry.Telemetry, log *slog.Logger, closers *[]func(context.Context) error) (*sip.Server, error) {
+func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Handler, tel *telemetry.Telemetry, log *slog.Logger, closers *[]func(context.Context) error, more func(*sip.Config)) (*sip.Server, error) {
 	ap, err := netip.ParseAddrPort(cfg.SIPListen)
 	if err != nil {
 		return nil, fmt.Errorf("sip-listen %q: %w", cfg.SIPListen, err)
@@ -293,7 +309,7 @@ func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Hand
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	*closers = append(*closers, func(context.Context) error { return eng.Close() })
-	srv, err := sip.New(sip.Config{
+	sc := sip.Config{
 		Listen:         cfg.SIPListen,
 		MediaAddr:      mediaIP,
 		Engine:         eng,
@@ -304,7 +320,9 @@ func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Hand
 		MeterProvider:  tel.MeterProvider,
 		UserAgent:      "hotline",
 		RingTime:       cfg.RingTime,
-	})
+	}
+	more(&sc)
+	srv, err := sip.New(sc)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,166 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 4 end to end: real SIP on both sides. A callsim agent registers
+// with hotlined and takes a caller who pressed 0; a caller who chose 12315
+// reaches a callsim line acting as the 12315 line.
+
+// phoneProc is a callsim agent or line running in the background; it prints
+// one JSON object per call.
+type phoneProc struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startPhone(t *testing.T, args ...string) *phoneProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	p := &phoneProc{cancel: cancel, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, filepath.Join(bin, "callsim"), args...)
+	p.cmd.Stdout = &p.out
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { cancel(); <-p.done })
+	return p
+}
+
+// reports waits for the phone to exit (after --calls N) and decodes its
+// per-call JSON lines.
+func (p *phoneProc) reports(t *testing.T) []map[string]any {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("phone did not finish")
+	}
+	var rs []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(p.out.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil {
+			rs = append(rs, m)
+		}
+	}
+	return rs
+}
+
+func num(m map[string]any, k string) float64 {
+	f, _ := m[k].(float64)
+	return f
+}
+
+func TestAgentTakesCallerWhoPressed0(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	ctl := func(env []string, args ...string) {
+		t.Helper()
+		all := append([]string{"--server", "http://" + s.HTTP, "--token-file", filepath.Join(s.DataDir, "admin.token")}, args...)
+		cmd := exec.Command(filepath.Join(bin, "hotlinectl"), all...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("hotlinectl %v: %v\n%s", args, err, out)
+		}
+	}
+	ctl([]string{"HOTLINE_AGENT_PASSWORD=s3cret-1001"}, "agents", "add", "1001", "--name", "Agent One", "--extension", "1001", "--state", "available")
+
+	// A wrong password is refused: callsim agent exits with an error.
+	bad := exec.Command(filepath.Join(bin, "callsim"), "agent", "--target", s.SIP, "--user", "1001",
+		"--password", "wrong", "--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--calls", "1")
+	if out, err := bad.CombinedOutput(); err == nil {
+		t.Errorf("an agent phone registered with a wrong password: %s", out)
+	}
+
+	agent := startPhone(t, "agent", "--target", s.SIP, "--user", "1001", "--password", "s3cret-1001",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--talk", "12s", "--calls", "1", "--json",
+		"--prompts-dir", "../prompts")
+	// The caller hears the agent's number (工号, about 6 s) before the bridge
+	// comes up: the agent talks 12 s, so about 6 s of it are bridged.
+	time.Sleep(time.Second) // registration
+
+	// 0 during the greeting: the language node sends 0 to a person.
+	r := s.call(t, "--from", "13800138031", "--dtmf", "0", "--dtmf-after", "2s", "--hangup-after", "60s")
+	if !r.heard("zh-CN/greeting", "zh-CN/transferring-agent", "zh-CN/agent-number-is", "zh-CN/digit-1", "zh-CN/digit-0", "zh-CN/digit-0", "zh-CN/digit-1") {
+		t.Errorf("caller heard %v; want transferring, then the agent's number 1001", r.PromptsHeard)
+	}
+	// After the agent hangs up the caller is back in the flow: case
+	// number, then the survey.
+	if !r.heard("zh-CN/agent-number-is", "zh-CN/your-case-number-is", "zh-CN/survey") {
+		t.Errorf("caller heard %v; want the case number and the survey after the agent leg", r.PromptsHeard)
+	}
+	reps := agent.reports(t)
+	if len(reps) != 1 {
+		t.Fatalf("agent reports: %s", agent.out.String())
+	}
+	a := reps[0]
+	t.Logf("agent report: %v", a)
+	if a["answered"] != true || num(a, "rtp_received") < 100 {
+		t.Errorf("the agent did not get the caller's audio through the bridge: %v", a)
+	}
+	if r.RTPReceived < 300 {
+		t.Errorf("caller received only %d packets", r.RTPReceived)
+	}
+	s.Stop()
+	assertNoUnmaskedNumbers(t, []string{"13800138031"}, s.LogFile, s.Trace)
+}
+
+func TestCallerReaches12315Line(t *testing.T) {
+	t.Parallel()
+	linePort := freePort(t)
+	cfg := filepath.Join(t.TempDir(), "routing.yaml")
+	os.WriteFile(cfg, []byte(strings.ReplaceAll(`destinations:
+  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:PORT", fallback: general, names: {zh-CN: 12315, en: 12315}}
+  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
+  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
+  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
+queues:
+  - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: complaints, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: suggestions, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: followup, max_wait: 3s, overflow: flow, announce_first: 1m}
+`, "PORT", fmt.Sprint(linePort))), 0o600)
+	s := startServer(t, "", "--routing-config", cfg)
+	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
+		"--talk", "4s", "--calls", "1", "--json", "--prompts-dir", "../prompts")
+	time.Sleep(300 * time.Millisecond)
+
+	r := s.call(t, "--from", "13800138032", "--dtmf", "4", "--dtmf-after", "2s", "--hangup-after", "40s")
+	if !r.heard("zh-CN/greeting", "zh-CN/transferring-12315") {
+		t.Errorf("caller heard %v; want transferring to 12315", r.PromptsHeard)
+	}
+	reps := line.reports(t)
+	if len(reps) != 1 {
+		t.Fatalf("line reports: %s", line.out.String())
+	}
+	l := reps[0]
+	t.Logf("line report: %v", l)
+	if l["answered"] != true || num(l, "rtp_received") < 100 {
+		t.Errorf("the 12315 line did not get the caller's audio: %v", l)
+	}
+	if r.RTPReceived < 250 {
+		t.Errorf("caller received only %d packets", r.RTPReceived)
+	}
+	s.Stop()
+	// Privacy: the line saw the hotline's number, not the caller's.
+	if strings.Contains(line.out.String(), "13800138032") {
+		t.Errorf("the caller's number reached the line: %s", line.out.String())
+	}
+	assertNoUnmaskedNumbers(t, []string{"13800138032"}, s.LogFile, s.Trace)
+}

@@ -116,8 +116,8 @@ type run struct {
 	other  string // final action besides routing: "callback", "message"
 	// ahead is a key typed ahead that a node read but did not use (a
 	// language node given a menu key): the next input point takes it.
-	ahead byte
-	failed bool   // the last routing decision failed
+	ahead  byte
+	failed bool // the last routing decision failed
 }
 
 // Run runs flow f on call until the flow or the caller ends it. A caller

@@ -78,7 +78,7 @@ queues:
 		t.Fatalf("%v", err)
 	}
 	c, err = ParseConfig([]byte("destinations: [{id: x, number: '1', names: {zh-CN: x}}]\n"), nil)
-	if err != nil || len(c.Queues) != 4 {
+	if err != nil || len(c.Queues) != len(DefaultQueues()) {
 		t.Fatalf("%v", err)
 	}
 	path := filepath.Join(t.TempDir(), "routing.yaml")

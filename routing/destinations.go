@@ -38,7 +38,8 @@ func DefaultDestinations() []Destination {
 	}
 }
 
-// DefaultQueues are the 12345 agent queues the default flow uses.
+// DefaultQueues are the 12345 agent queues the default flow uses, and
+// "supervisor", where callers under the article-26 restriction go.
 func DefaultQueues() []string {
-	return []string{"general", "complaints", "suggestions", "followup"}
+	return []string{"general", "complaints", "suggestions", "followup", "supervisor"}
 }

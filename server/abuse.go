@@ -94,15 +94,14 @@ func (h *callHandler) abuseGate(ctx context.Context, cc *caseCall, span trace.Sp
 			cc.Play(ctx, []string{lang + "/abuse-warning"}, false)
 		}
 	case abuse.Restricted:
-		// TODO(routing): the router sends the caller to v.Queue (read with
-		// abuse.VerdictFrom); until it is wired the measure is in the span
-		// and the log, and the time limit applies.
+		// verdictRouter sends the caller's queue decisions to v.Queue (the
+		// supervisors); the time limit applies.
 		if err := cc.Answer(ctx); err == nil {
 			cc.Play(ctx, []string{lang + "/abuse-restricted"}, false)
 		}
 	}
-	// The router reads the verdict from the context (a restricted caller
-	// goes to abuse.SupervisorQueue once the router is wired).
+	// verdictRouter reads the verdict from the context (a restricted
+	// caller goes to abuse.SupervisorQueue).
 	ictx, cancel := context.WithCancelCause(abuse.WithVerdict(ctx, v))
 	stops := []func(){func() { cancel(nil) }}
 	if v.MaxCall > 0 {

@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		abuse: abuseSvc,
 		tp:    tel.TracerProvider,
 		interp: &ivr.Interpreter{
-			Router:         router,
+			Router:         verdictRouter{next: router, queues: rcfg.QueueIDs(), log: log},
 			Callbacks:      callbackBooker{router: router, cases: caseStore},
 			Cases:          caseLookup{caseStore},
 			Calendars:      cals,

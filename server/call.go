@@ -85,8 +85,11 @@ type caseCall struct {
 
 	mu       sync.Mutex
 	answered time.Time
-	caseID   string
-	number   string
+	// answerFailed: the case was opened but the caller left before the
+	// answer completed.
+	answerFailed bool
+	caseID       string
+	number       string
 
 	// article 26 (server/abuse.go)
 	refused      bool          // the call got the block notice
@@ -104,29 +107,43 @@ func (c *caseCall) CaseNumber() string {
 }
 
 func (c *caseCall) Answer(ctx context.Context) error {
-	if err := c.Call.Answer(ctx); err != nil {
-		return err
+	select {
+	case <-c.Done():
+		// Cancelled while it rang: finish records it as abandoned
+		// before answer.
+		return ivr.ErrHungUp
+	default:
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.answered.IsZero() {
-		return nil
+	if c.answered.IsZero() {
+		// The case is made durable BEFORE the plane answers (200 OK): a
+		// crash a moment after the answer must not lose the case of an
+		// answered call. Should the answer then fail, finish records the
+		// call as abandoned before answer.
+		c.answered = time.Now()
+		info := c.Info()
+		cs, err := c.h.cases.CreateForCall(ctx, cases.NewCall{
+			CallID: c.ID(), Caller: info.Caller, Dialled: info.Dialled, Plane: info.Plane,
+			Started: info.Started, Answered: c.answered, Language: ivr.DefaultLanguage,
+		})
+		if err != nil {
+			// The Durable store journals when the database is down; an
+			// error here means even the journal failed. The caller is
+			// still served.
+			c.log.Error("case not opened", "err", err)
+		} else {
+			c.caseID, c.number = cs.ID, cs.Number
+			c.log.Info("case opened", "case", cs.Number)
+			trace.SpanFromContext(ctx).SetAttributes(attribute.String("case.number", cs.Number))
+		}
 	}
-	c.answered = time.Now()
-	info := c.Info()
-	cs, err := c.h.cases.CreateForCall(ctx, cases.NewCall{
-		CallID: c.ID(), Caller: info.Caller, Dialled: info.Dialled, Plane: info.Plane,
-		Started: info.Started, Answered: c.answered, Language: ivr.DefaultLanguage,
-	})
-	if err != nil {
-		// The Durable store journals when the database is down; an error
-		// here means even the journal failed. The caller is still served.
-		c.log.Error("case not opened", "err", err)
-		return nil
+	c.mu.Unlock()
+	if err := c.Call.Answer(ctx); err != nil {
+		c.mu.Lock()
+		c.answerFailed = true
+		c.mu.Unlock()
+		return err
 	}
-	c.caseID, c.number = cs.ID, cs.Number
-	c.log.Info("case opened", "case", cs.Number)
-	trace.SpanFromContext(ctx).SetAttributes(attribute.String("case.number", cs.Number))
 	return nil
 }
 
@@ -136,9 +153,18 @@ func (c *caseCall) Answer(ctx context.Context) error {
 func (c *caseCall) finish(ctx context.Context, res *ivr.Result, runErr error) {
 	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
-	caseID, answered := c.caseID, c.answered
+	caseID, answered, answerFailed := c.caseID, c.answered, c.answerFailed
 	c.mu.Unlock()
 	info := c.Info()
+	if answerFailed && caseID != "" {
+		end := cases.NewEvent(caseID, cases.EventEnded)
+		end.Outcome = cases.OutcomeAbandonedBeforeAnswer
+		c.outcome = end.Outcome
+		if err := c.h.cases.AppendEvent(ctx, end); err != nil {
+			c.log.Error("case end not recorded", "err", err)
+		}
+		return
+	}
 	if answered.IsZero() {
 		cs, err := c.h.cases.CreateForCall(ctx, cases.NewCall{
 			CallID: c.ID(), Caller: info.Caller, Dialled: info.Dialled, Plane: info.Plane, Started: info.Started,

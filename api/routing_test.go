@@ -77,7 +77,7 @@ func TestRoutingAPI(t *testing.T) {
 		t.Fatalf("destinations %+v %v", ds, err)
 	}
 	qs, err := as["rita"].Queues(ctx)
-	if err != nil || len(qs) != 4 || qs[0].Queue.ID != "general" || qs[0].Queue.Strategy != routing.LongestIdle {
+	if err != nil || len(qs) != len(routing.DefaultQueues()) || qs[0].Queue.ID != "general" || qs[0].Queue.Strategy != routing.LongestIdle {
 		t.Fatalf("queues %+v %v", qs, err)
 	}
 	if _, err := as["rita"].Queue(ctx, "nope"); statusOf(err) != http.StatusNotFound {

@@ -66,7 +66,7 @@ func (r *Router) decide(now time.Time) []assignment {
 	defer r.mu.Unlock()
 	var free []*Agent
 	for _, a := range r.agents {
-		if a.Free(now) && !r.pending[a.ID] && r.held[a.ID] == nil {
+		if a.Free(now) && !r.pending[a.ID] && r.held[a.ID] == nil && !now.Before(r.unreachable[a.ID]) {
 			free = append(free, a)
 		}
 	}
@@ -206,6 +206,10 @@ func (r *Router) ring(as assignment) {
 	go r.awaitAnswer(w, q, a, holder, leg, err)
 }
 
+// unreachableBackoff is how long an agent whose phone could not be reached
+// is left out of decisions.
+const unreachableBackoff = 2 * time.Second
+
 // awaitAnswer waits for the agent's answer: the answered leg goes to the
 // waiting caller, a miss sends the call back to its place.
 func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg Leg, err error) {
@@ -215,7 +219,18 @@ func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg L
 		err = waitAnswer(ctx, leg, q.cfg.RingTimeout, w.done)
 	}
 	if err != nil {
-		miss := !errors.Is(err, ivr.ErrHungUp) && ctx.Err() == nil
+		unreachable := errors.Is(err, ErrUnreachable)
+		miss := !errors.Is(err, ivr.ErrHungUp) && ctx.Err() == nil && !unreachable
+		if unreachable && ctx.Err() == nil {
+			r.mu.Lock()
+			r.unreachable[a.ID] = r.o.Now().Add(unreachableBackoff)
+			r.mu.Unlock()
+			r.log.Info("routing: agent's phone unreachable (not registered?); left out for a while", "agent", a.ID,
+				"for", unreachableBackoff.String(), "reason", reasonOf(err))
+			r.releaseAgent(a.ID, holder, Release{Now: r.o.Now()})
+			r.unring(w, a.ID)
+			return
+		}
 		r.releaseAgent(a.ID, holder, Release{Missed: miss, PauseAfter: q.cfg.MaxMisses, Now: r.o.Now()})
 		if miss {
 			r.mu.Lock()

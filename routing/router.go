@@ -79,12 +79,16 @@ type Router struct {
 	mu      sync.Mutex
 	agents  map[string]*Agent // mirror of the store, refreshed
 	pending map[string]bool   // agents assigned locally, not yet reserved
-	held    map[string]*held  // agent id -> reservation this process holds
-	seq     uint64
-	dests   map[string]*destFigures
-	cbs     int // callbacks booked
-	refused int // transfers to unconfigured destinations
-	subs    map[string]map[chan AgentEvent]struct{}
+	// unreachable: agents whose phone had no registration (or no route)
+	// when rung, left out of decisions until then. Not a missed call: an
+	// agent made available before the phone registers is not paused.
+	unreachable map[string]time.Time
+	held        map[string]*held // agent id -> reservation this process holds
+	seq         uint64
+	dests       map[string]*destFigures
+	cbs         int // callbacks booked
+	refused     int // transfers to unconfigured destinations
+	subs        map[string]map[chan AgentEvent]struct{}
 
 	kick    chan struct{}
 	stop    context.CancelFunc
@@ -163,7 +167,7 @@ func New(o Options) (*Router, error) {
 		o.CallbackAttempts = 3
 	}
 	r := &Router{o: o, cfg: o.Config, log: o.Logger, queues: map[string]*queue{}, agents: map[string]*Agent{},
-		pending: map[string]bool{}, held: map[string]*held{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}
+		pending: map[string]bool{}, held: map[string]*held{}, unreachable: map[string]time.Time{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}
 	r.dir = NewDirectory(o.Config.Destinations, o.Logger)
 	for _, qc := range o.Config.Queues {
 		q := &queue{cfg: qc}

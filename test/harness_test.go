@@ -84,6 +84,24 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
+	// A port found free may be taken by another test's process (an RTP
+	// socket on an OS-chosen port) before hotlined binds it: try again on
+	// other ports.
+	for attempt := 1; ; attempt++ {
+		s, err := tryStartServer(t, dataDir, args...)
+		if err == nil {
+			return s
+		}
+		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("hotlined could not bind (attempt %d), retrying on other ports", attempt)
+			continue
+		}
+		t.Fatal(err)
+	}
+}
+
+func tryStartServer(t *testing.T, dataDir string, args ...string) (*server, error) {
+	t.Helper()
 	s := &server{
 		t:       t,
 		SIP:     fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -102,13 +120,13 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 	}, args...)
 	logf, err := os.Create(s.LogFile)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	s.cmd = exec.Command(filepath.Join(bin, "hotlined"), all...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() {
 		s.exitErr = s.cmd.Wait()
@@ -122,16 +140,16 @@ func startServer(t *testing.T, dataDir string, args ...string) *server {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return s, nil
 			}
 		}
 		select {
 		case <-s.exited:
-			t.Fatalf("hotlined exited at start: %v\n%s", s.exitErr, s.Log())
+			return nil, fmt.Errorf("hotlined exited at start: %v\n%s", s.exitErr, s.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("hotlined not healthy after 20 s\n%s", s.Log())
+			return nil, fmt.Errorf("hotlined not healthy after 20 s\n%s", s.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -228,6 +228,7 @@ func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg L
 			r.log.Info("routing: agent's phone unreachable (not registered?); left out for a while", "agent", a.ID,
 				"for", unreachableBackoff.String(), "reason", reasonOf(err))
 			r.releaseAgent(a.ID, holder, Release{Now: r.o.Now()})
+			r.emit(r.callEvent("unreachable", w, a.ID))
 			r.unring(w, a.ID)
 			return
 		}

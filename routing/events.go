@@ -7,7 +7,7 @@ import "time"
 // INVITE), its answer, its end. Caller numbers are masked: the phone's own
 // display shows the number of a call routed to the agent.
 type AgentEvent struct {
-	// Kind is "ringing", "connected", "missed" or "ended".
+	// Kind is "ringing", "connected", "missed", "unreachable" (the phone had no registration) or "ended".
 	Kind   string            `json:"kind"`
 	Agent  string            `json:"agent"`
 	Call   string            `json:"call,omitempty"`

@@ -19,9 +19,12 @@ type Script struct {
 	// next one DTMFAfter after the previous. The anchor is the start of the
 	// first prompt heard (or the start of prompt DTMFAnchor when set); when
 	// no prompt has started, the answer.
-	Digits       []byte
-	DTMFMode     string        // rfc4733 (default) or info
-	DTMFAfter    time.Duration // default 3 s
+	Digits    []byte
+	DTMFMode  string        // rfc4733 (default) or info
+	DTMFAfter time.Duration // default 3 s
+	// DTMFGap, when set, is the delay between digits after the first
+	// (agents key codes such as *7 in quick succession).
+	DTMFGap      time.Duration
 	DTMFDuration time.Duration // default 160 ms
 	DTMFAnchor   string        // prompt key, e.g. "zh-CN/main-menu"
 	// HangupAfter sends BYE this long after the answer (0: wait for the
@@ -196,7 +199,11 @@ func (c *Call) script(ctx context.Context, s Script) error {
 			}
 			next++
 			if next < len(s.Digits) {
-				dtmfT.Reset(s.DTMFAfter)
+				gap := s.DTMFAfter
+				if s.DTMFGap > 0 {
+					gap = s.DTMFGap
+				}
+				dtmfT.Reset(gap)
 			} else {
 				dtmfC = nil
 			}

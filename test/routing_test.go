@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cq12345/hotline/sqldb"
 )
 
 // Issue 4 end to end: real SIP on both sides. A callsim agent registers
@@ -90,7 +92,11 @@ func TestAgentTakesCallerWhoPressed0(t *testing.T) {
 
 	agent := startPhone(t, "agent", "--target", s.SIP, "--user", "1001", "--password", "s3cret-1001",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--talk", "12s", "--calls", "1", "--json",
-		"--prompts-dir", "../prompts")
+		"--prompts-dir", "../prompts",
+		// Article 26: the agent keys *7 once bridged (the 工号 announcement
+		// takes about 6 s): the plane catches it as a harassment flag and
+		// passes nothing to the caller.
+		"--dtmf", "*7", "--dtmf-after", "8s", "--dtmf-gap", "400ms")
 	// The caller hears the agent's number (工号, about 6 s) before the bridge
 	// comes up: the agent talks 12 s, so about 6 s of it are bridged.
 	time.Sleep(time.Second) // registration
@@ -117,8 +123,24 @@ func TestAgentTakesCallerWhoPressed0(t *testing.T) {
 	if r.RTPReceived < 300 {
 		t.Errorf("caller received only %d packets", r.RTPReceived)
 	}
+	if n, _ := r.Raw["dtmf_received"].(float64); n != 0 {
+		t.Errorf("the caller received %v telephone-event packets: the agent's *7 must not reach the caller", n)
+	}
 	s.Stop()
 	assertNoUnmaskedNumbers(t, []string{"13800138031"}, s.LogFile, s.Trace)
+	// The flag is in the article-26 store, on the caller's call.
+	db, err := sqldb.Open(context.Background(), filepath.Join(s.DataDir, "hotline.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var flags int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM abuse_events WHERE kind = 'flag' AND call_id <> ''`).Scan(&flags); err != nil {
+		t.Fatal(err)
+	}
+	if flags != 1 {
+		t.Errorf("%d article-26 flags recorded, want 1 (the agent's *7)", flags)
+	}
 }
 
 func TestCallerReaches12315Line(t *testing.T) {

@@ -30,6 +30,7 @@ type answerFlags struct {
 	DTMF       []string      `name:"dtmf" help:"Digits to send once answered (as call does)."`
 	DTMFMode   string        `name:"dtmf-mode" enum:"rfc4733,info" default:"rfc4733" help:"How to send digits (rfc4733, info)."`
 	DTMFAfter  time.Duration `name:"dtmf-after" default:"1s" help:"Delay before each digit."`
+	DTMFGap    time.Duration `name:"dtmf-gap" help:"Delay between digits after the first (default: --dtmf-after), e.g. 300ms to key *7."`
 	PromptsDir string        `help:"Prompt directory to play and recognise; default: the prompts built into callsim."`
 	Calls      int           `help:"Exit after this many calls ended (0: run until interrupted)."`
 	JSON       bool          `name:"json" help:"Print one JSON object per call (one per line)."`
@@ -84,7 +85,7 @@ func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []strin
 	ended := 0
 	cfg := phone.AnswerConfig{
 		Numbers: numbers, RingFor: f.RingFor, NoAnswer: f.NoAnswer, Busy: f.Busy, MaxCalls: f.MaxCalls, Codecs: o.Codecs,
-		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter},
+		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter, DTMFGap: f.DTMFGap},
 		OnReport: func(r phone.Report) {
 			mu.Lock()
 			defer mu.Unlock()

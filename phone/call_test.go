@@ -13,7 +13,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// sipgo v1.7.3 may leave the reader of a client-side UDP connection
+	// (created for a request sent before a listener existed) blocked for a
+	// moment after UserAgent.Close; seen once in CI on a loaded machine.
+	// It is sipgo's goroutine, not one of ours: ignore it by name.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"))
 }
 
 func newTestPhone(t *testing.T, lib *prompts.Library) *Phone {

@@ -261,37 +261,7 @@ func (c *call) Play(ctx context.Context, keys []string, bargeIn bool) error {
 
 // ReadDigit takes the next buffered digit, waiting up to timeout.
 func (c *call) ReadDigit(ctx context.Context, timeout time.Duration) (byte, error) {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	for {
-		c.mu.Lock()
-		if len(c.digits) > 0 {
-			d := c.digits[0]
-			c.digits = c.digits[1:]
-			c.mu.Unlock()
-			return d, nil
-		}
-		ended := c.ended
-		c.mu.Unlock()
-		if ended {
-			return 0, ivr.ErrHungUp
-		}
-		if timer == nil {
-			return 0, ivr.ErrTimeout
-		}
-		select {
-		case <-c.digitSignal:
-		case <-timer:
-			return 0, ivr.ErrTimeout
-		case <-c.done:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
+	return waitDigit(ctx, &c.mu, &c.digits, &c.ended, c.digitSignal, c.done, timeout)
 }
 
 // FlushDigits drops the buffered digits.

@@ -593,37 +593,7 @@ func (l *leg) setDigitTap(f func(byte)) {
 
 // ReadDigit takes the next digit, waiting up to timeout.
 func (l *leg) ReadDigit(ctx context.Context, timeout time.Duration) (byte, error) {
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	for {
-		l.mu.Lock()
-		if len(l.digits) > 0 {
-			d := l.digits[0]
-			l.digits = l.digits[1:]
-			l.mu.Unlock()
-			return d, nil
-		}
-		ended := l.ended
-		l.mu.Unlock()
-		if ended {
-			return 0, ivr.ErrHungUp
-		}
-		if timer == nil {
-			return 0, ivr.ErrTimeout
-		}
-		select {
-		case <-l.digitSignal:
-		case <-timer:
-			return 0, ivr.ErrTimeout
-		case <-l.done:
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
+	return waitDigit(ctx, &l.mu, &l.digits, &l.ended, l.digitSignal, l.done, timeout)
 }
 
 // FlushDigits drops buffered digits.

@@ -69,14 +69,23 @@ func newTestUAS(t *testing.T, lib *prompts.Library, configure ...func(*testUAS))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", u.addr)
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on one port: the UDP port the system picks may be taken
+	// for TCP by another process; try another.
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ; attempt++ {
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.addr = pc.LocalAddr().String()
+		if ln, err = net.Listen("tcp", u.addr); err == nil {
+			break
+		}
+		pc.Close()
+		if attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	cli, err := sipgo.NewClient(u.ua, sipgo.WithClientLogger(quiet))
 	if err != nil {

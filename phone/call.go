@@ -98,6 +98,7 @@ type Call struct {
 	AnsweredAt time.Time // zero when not answered
 
 	rec          atomic.Pointer[Recogniser]
+	tones        atomic.Pointer[ToneDetector] // fed under rxMu
 	rxDTMFPT     atomic.Uint32
 	promptStarts chan PromptStart
 
@@ -440,6 +441,9 @@ func (c *Call) onPacket(h *rtp.Header, payload []byte, at time.Time) {
 		c.iat.Add(at.Sub(c.lastRx))
 	}
 	c.lastRx, c.lastSSRC, c.iatCounts = at, h.SSRC, true
+	if d := c.tones.Load(); d != nil {
+		d.Feed(payload)
+	}
 	c.rxMu.Unlock()
 	if rec := c.rec.Load(); rec != nil {
 		rec.Feed(h.SequenceNumber, payload, at)
@@ -667,6 +671,18 @@ func (c *Call) RxStats() RxStats {
 	defer c.rxMu.Unlock()
 	rec, lost := c.seq.totals()
 	return RxStats{Received: rec, Lost: lost, DTMFReceived: c.rxDTMF}
+}
+
+// TonesReceived returns, per watched frequency (Script.DetectTones), the
+// received frames that carried it; nil when none is watched.
+func (c *Call) TonesReceived() map[string]uint64 {
+	d := c.tones.Load()
+	if d == nil {
+		return nil
+	}
+	c.rxMu.Lock()
+	defer c.rxMu.Unlock()
+	return d.Counts()
 }
 
 // Interarrival returns a copy of the interarrival histogram.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,11 @@ type Script struct {
 	// Send is the frame looped to the far end for the whole call (default
 	// silence in the negotiated codec).
 	Send func(prompts.Codec) []byte
+	// DetectTones lists frequencies (Hz, multiples of 50) to watch for in
+	// the received audio: the report counts, per frequency, the frames that
+	// carried it (tones_received), so that a party of a bridge or a
+	// three-party call can tell whose tones reach it.
+	DetectTones []float64
 }
 
 // linger is how long a call keeps its RTP session after the BYE, so that
@@ -66,8 +72,11 @@ type Report struct {
 	RTPLost       uint64      `json:"rtp_lost"`
 	RTPSent       uint64      `json:"rtp_sent"`
 	DTMFReceived  uint64      `json:"dtmf_received"`
-	Interarrival  Summary     `json:"interarrival_ms"`
-	DTMFSent      DTMFReport  `json:"dtmf_sent"`
+	// TonesReceived: per watched frequency in Hz (Script.DetectTones), the
+	// received 20 ms frames that carried it; absent when none is watched.
+	TonesReceived map[string]uint64 `json:"tones_received,omitempty"`
+	Interarrival  Summary           `json:"interarrival_ms"`
+	DTMFSent      DTMFReport        `json:"dtmf_sent"`
 	// DTMFToNextPromptMS: from sending the first digit (the first RFC 4733
 	// packet, or the INFO request) to the first received packet of the next
 	// prompt; null when no digit was sent or no prompt followed.
@@ -126,6 +135,9 @@ func (s Script) withDefaults() Script {
 }
 
 func (c *Call) script(ctx context.Context, s Script) error {
+	if len(s.DetectTones) > 0 {
+		c.tones.Store(NewToneDetector(c.Codec, s.DetectTones))
+	}
 	frame := SilenceFrame(c.Codec)
 	if s.Send != nil {
 		frame = s.Send(c.Codec)
@@ -259,6 +271,7 @@ func (c *Call) report(s Script, start time.Time) Report {
 	rx := c.RxStats()
 	r.RTPReceived, r.RTPLost, r.DTMFReceived = rx.Received, rx.Lost, rx.DTMFReceived
 	r.RTPSent = c.Sent()
+	r.TonesReceived = c.TonesReceived()
 	r.iat = c.Interarrival()
 	r.Interarrival = r.iat.Summary()
 	var digits strings.Builder
@@ -337,6 +350,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "RTP: received %d, lost %d, sent %d; interarrival p50 %.2f p99 %.2f max %.2f ms\n",
 		r.RTPReceived, r.RTPLost, r.RTPSent, r.Interarrival.P50, r.Interarrival.P99, r.Interarrival.Max)
+	if len(r.TonesReceived) > 0 {
+		hz := make([]string, 0, len(r.TonesReceived))
+		for f := range r.TonesReceived {
+			hz = append(hz, f)
+		}
+		slices.Sort(hz)
+		b.WriteString("tones received (frames):")
+		for _, f := range hz {
+			fmt.Fprintf(&b, " %s Hz %d", f, r.TonesReceived[f])
+		}
+		b.WriteString("\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

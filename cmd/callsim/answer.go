@@ -27,6 +27,8 @@ type answerFlags struct {
 	Talk       time.Duration `default:"0s" help:"Hang up this long after answering (0: wait for the caller)."`
 	Play       []string      `help:"Prompt keys to play once answered, before --send (repeatable)."`
 	Send       string        `enum:"tone,silence" default:"tone" help:"What to send after --play (tone, silence)."`
+	ToneHz     float64       `name:"tone-hz" default:"400" help:"Frequency of the tone sent, Hz (a multiple of 50, 100-3500), so that the other parties of a bridge can tell it apart."`
+	DetectTone []float64     `name:"detect-tone" help:"Frequencies (Hz, multiples of 50) to watch for in the received audio, repeatable or comma-separated: each report counts the frames that carried each (tones_received)."`
 	DTMF       []string      `name:"dtmf" help:"Digits to send once answered (as call does)."`
 	DTMFMode   string        `name:"dtmf-mode" enum:"rfc4733,info" default:"rfc4733" help:"How to send digits (rfc4733, info)."`
 	DTMFAfter  time.Duration `name:"dtmf-after" default:"1s" help:"Delay before each digit."`
@@ -74,9 +76,12 @@ func (f *answerFlags) newPhone(log, sipLog *slog.Logger) (*phone.Phone, error) {
 // serve answers calls until ctx is done or --calls calls have ended,
 // printing one report per call.
 func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []string, stdout io.Writer) error {
-	df := dialFlags{Codec: f.Codec, DTMF: f.DTMF, Send: f.Send}
+	df := dialFlags{Codec: f.Codec, DTMF: f.DTMF, Send: f.Send, ToneHz: f.ToneHz}
 	o, digits, err := df.options()
 	if err != nil {
+		return err
+	}
+	if err := checkTones(f.ToneHz, f.DetectTone); err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancel(ctx)
@@ -85,7 +90,8 @@ func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []strin
 	ended := 0
 	cfg := phone.AnswerConfig{
 		Numbers: numbers, RingFor: f.RingFor, NoAnswer: f.NoAnswer, Busy: f.Busy, MaxCalls: f.MaxCalls, Codecs: o.Codecs,
-		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter, DTMFGap: f.DTMFGap},
+		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter, DTMFGap: f.DTMFGap,
+			DetectTones: f.DetectTone},
 		OnReport: func(r phone.Report) {
 			mu.Lock()
 			defer mu.Unlock()

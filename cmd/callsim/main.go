@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -60,7 +61,9 @@ type dialFlags struct {
 	Codec        []string      `default:"PCMA,PCMU" help:"Codecs to offer, in order (PCMA, PCMU)."`
 	NoSDP        bool          `name:"no-sdp" help:"Send the INVITE without SDP (late offer)."`
 	SetupTimeout time.Duration `default:"32s" help:"Give up (CANCEL) when not answered in this time."`
-	Send         string        `enum:"tone,silence" default:"tone" help:"What to send for the whole call: a 400 Hz tone or silence (tone, silence)."`
+	Send         string        `enum:"tone,silence" default:"tone" help:"What to send for the whole call: a tone (--tone-hz) or silence (tone, silence)."`
+	ToneHz       float64       `name:"tone-hz" default:"400" help:"Frequency of the tone sent, Hz (a multiple of 50, 100-3500), so that the other parties of a bridge can tell it apart."`
+	DetectTone   []float64     `name:"detect-tone" help:"Frequencies (Hz, multiples of 50) to watch for in the received audio, repeatable or comma-separated: the report counts the frames that carried each (tones_received)."`
 	PromptsDir   string        `help:"Prompt directory (catalogue.yaml, audio/) to recognise; default: the prompts built into callsim."`
 	SIPListen    string        `default:"127.0.0.1:0" help:"Local SIP address (UDP and TCP)."`
 	MediaIP      string        `help:"Local RTP address (default: the SIP listen IP)."`
@@ -194,12 +197,34 @@ func (f *dialFlags) send() func(prompts.Codec) []byte {
 	if f.Send == "silence" {
 		return phone.SilenceFrame
 	}
-	return func(c prompts.Codec) []byte { return phone.ToneFrame(c, 400, 4000) }
+	hz := f.ToneHz
+	if hz == 0 {
+		hz = 400
+	}
+	return func(c prompts.Codec) []byte { return phone.ToneFrame(c, hz, 4000) }
+}
+
+// checkTones validates --tone-hz and --detect-tone: multiples of 50 Hz
+// loop without a click and fall on a bin of a 20 ms frame. send 0 is the
+// default (400 Hz).
+func checkTones(send float64, detect []float64) error {
+	if send == 0 {
+		send = 400
+	}
+	for _, hz := range append([]float64{send}, detect...) {
+		if hz < 100 || hz > 3500 || math.Mod(hz, 50) != 0 {
+			return fmt.Errorf("%w: tone %v Hz: want a multiple of 50 between 100 and 3500", errUsage, hz)
+		}
+	}
+	return nil
 }
 
 func (c *callCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.Writer) error {
 	o, digits, err := c.options()
 	if err != nil {
+		return err
+	}
+	if err := checkTones(c.ToneHz, c.DetectTone); err != nil {
 		return err
 	}
 	o.CancelAfter = c.CancelAfter
@@ -211,7 +236,7 @@ func (c *callCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.W
 	r := p.Run(ctx, o, phone.Script{
 		Digits: digits, DTMFMode: c.DTMFMode, DTMFAfter: c.DTMFAfter, DTMFDuration: c.DTMFDuration,
 		DTMFAnchor: c.DTMFOn, HangupAfter: c.HangupAfter, Send: c.send(), Play: c.Play,
-		HoldAfter: c.HoldAfter, HoldFor: c.HoldFor,
+		HoldAfter: c.HoldAfter, HoldFor: c.HoldFor, DetectTones: c.DetectTone,
 	})
 	if c.JSON {
 		err = json.NewEncoder(stdout).Encode(r)

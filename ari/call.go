@@ -47,6 +47,8 @@ type call struct {
 	digitSig chan struct{}      // cap 1: "a digit was buffered"
 	playing  map[string]*pbWait // playbacks Play waits for, by id
 	current  string             // the playback Play waits for, once created
+
+	out *outbound // set on a leg hotline originated (dialer.go)
 }
 
 func newCall(p *Plane, ch Channel, queue int) *call {
@@ -72,6 +74,9 @@ func (c *call) deliver(ev Event) {
 	case *ChannelHangupRequest, *StasisEnd, *ChannelDestroyed:
 		// A hang-up request ends the call for the IVR: Asterisk follows it
 		// with StasisEnd (transcripts), and nothing useful can be played.
+		if c.out != nil {
+			c.noteEnd(ev)
+		}
 		c.end(ev.EventType())
 		return
 	}
@@ -219,6 +224,10 @@ func (c *call) Answer(ctx context.Context) error {
 	c.mu.Unlock()
 	if answered {
 		return nil
+	}
+	if c.out != nil {
+		// A leg we originated is answered by the far end, never by us.
+		return fmt.Errorf("ari: answer %s: an originated leg that has not answered", c.id)
 	}
 	if err := c.p.client.ChannelsAnswer(ctx, c.id); err != nil {
 		// Transcript early-hangup: answering a channel that hung up gives
@@ -388,6 +397,7 @@ func (c *call) FlushDigits() {
 // Asterisk gets reason=normal (cause 16). A 404 — the channel is already
 // gone — is not an error. Done closes when StasisEnd arrives.
 func (c *call) Hangup(ctx context.Context, reason string) error {
+	c.cancelled(reason)
 	return c.hangup(ctx, "normal", reason)
 }
 

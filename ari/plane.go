@@ -51,6 +51,31 @@ type Config struct {
 	HasPrompt func(key string) bool
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+
+	// Dialling (the plane as the router's routing.Dialer, dialer.go).
+	//
+	// AgentEndpoint is the dial string of an agent's phone, {ext} replaced
+	// by the agent's extension (default "PJSIP/{ext}": pjsip.conf names
+	// each agent's endpoint by its extension, see deploy/asterisk).
+	AgentEndpoint string
+	// TrunkEndpoint is the PJSIP endpoint outbound calls use (default
+	// "trunk"); the INVITE goes to the destination's trunk URI.
+	TrunkEndpoint string
+	// Trunk is the default trunk URI (sip:host:port) for destinations
+	// without their own and for callbacks (hotlined --trunk).
+	Trunk string
+	// HotlineNumber is the calling number presented when the caller's
+	// is withheld (default 12345).
+	HotlineNumber string
+	// Destinations checks the emergency lines an agent's code dials.
+	Destinations interface {
+		Allowed(id, source string) (routing.Destination, bool)
+	}
+	// EmergencyCodes maps the digit an agent keys after '*' during a
+	// bridge to a destination id (default 1: 110, 2: 119, 3: 120).
+	EmergencyCodes map[byte]string
+	// Flagger receives the agent's *7 (article 26).
+	Flagger Flagger
 }
 
 // Plane runs the Stasis application: each channel that enters
@@ -62,7 +87,6 @@ type Plane struct {
 
 	mu       sync.Mutex
 	calls    map[string]*call // by channel id
-	legs     map[string]*leg  // channels BridgeTo originated, by id
 	stopping bool
 	handlers sync.WaitGroup // ServeCall goroutines
 	pumps    sync.WaitGroup // per-call event pumps
@@ -183,18 +207,28 @@ func (s *streamHandler) Connected(ctx context.Context, n int) {
 		}
 	}
 	p.mu.Lock()
-	for id, l := range p.legs {
-		if !exists[id] && !l.created.IsZero() && l.created.Before(listed) {
-			// Its ChannelDestroyed was lost in the gap.
-			l.deliver(p, &ChannelDestroyed{Cause: 16, CauseTxt: "gone after reconnect", Channel: Channel{ID: id}})
-		}
-	}
 	known := make(map[string]*call, len(p.calls))
 	for id, c := range p.calls {
 		known[id] = c
 	}
 	p.mu.Unlock()
 	for id, c := range known {
+		if c.out != nil {
+			// A leg we originated: it may ring outside the application
+			// (not yet in Stasis); only a channel list taken after its
+			// originate reply proves it gone.
+			p.mu.Lock()
+			created := c.out.created
+			p.mu.Unlock()
+			if !exists[id] && !created.IsZero() && created.Before(listed) {
+				c.deliver(&ChannelDestroyed{Cause: 16, CauseTxt: "gone after reconnect", Channel: Channel{ID: id}})
+				continue
+			}
+			if exists[id] {
+				c.recheckPlayback(ctx)
+			}
+			continue
+		}
 		if _, ok := live[id]; !ok {
 			p.log.Info("ari: resync: call gone while disconnected", "channel", id)
 			c.end("gone after reconnect")
@@ -242,11 +276,14 @@ func (s *streamHandler) Event(ev Event) {
 	switch e := ev.(type) {
 	case *StasisStart:
 		if isOriginatedLeg(e.Args) {
-			if l := p.legOf(e.Channel.ID); l != nil {
-				l.deliver(p, e)
+			p.mu.Lock()
+			c := p.calls[e.Channel.ID]
+			p.mu.Unlock()
+			if c != nil && c.out != nil {
+				c.markAnswered()
 				return
 			}
-			// A leg nobody waits for (its BridgeTo gave up, or an earlier
+			// A leg nobody waits for (the router gave up on it, or an earlier
 			// hotlined originated it): hang it up rather than leave an
 			// agent on a silent line.
 			p.log.Warn("ari: orphan leg entered Stasis: hanging up", "channel", e.Channel.ID)
@@ -269,24 +306,15 @@ func (s *streamHandler) Event(ev Event) {
 		p.log.Debug("ari: unknown event", "type", e.Type)
 		return
 	}
-	if d, ok := ev.(*Dial); ok {
-		if l := p.legOf(d.Peer.ID); l != nil {
-			l.deliver(p, ev)
-		}
-		return
-	}
 	id := channelOf(ev)
 	if id == "" {
 		return
 	}
 	p.mu.Lock()
-	c, l := p.calls[id], p.legs[id]
+	c := p.calls[id]
 	p.mu.Unlock()
 	if c != nil {
 		c.deliver(ev)
-	}
-	if l != nil {
-		l.deliver(p, ev)
 	}
 }
 

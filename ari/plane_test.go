@@ -30,16 +30,26 @@ type env struct {
 
 func start(t *testing.T, h ari.Handler, setup func(*arifake.Server)) *env {
 	t.Helper()
+	return startCfg(t, h, setup, nil)
+}
+
+// startCfg is start with the plane's configuration adjusted by mod.
+func startCfg(t *testing.T, h ari.Handler, setup func(*arifake.Server), mod func(*ari.Config)) *env {
+	t.Helper()
 	fake := arifake.New("hotline", "hotline", "secret")
 	if setup != nil {
 		setup(fake)
 	}
-	p, err := ari.New(ari.Config{
+	cfg := ari.Config{
 		URL: fake.URL(), User: "hotline", Password: "secret", App: "hotline",
 		RequestTimeout: 2 * time.Second,
 		MinBackoff:     20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := ari.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

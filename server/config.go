@@ -42,6 +42,9 @@ type Config struct {
 	ARIUser     string `name:"ari-user" default:"hotline" help:"ARI user (plane ari)."`
 	ARIPassword string `name:"ari-password" help:"ARI password (plane ari)."`
 	ARIApp      string `name:"ari-app" default:"hotline" help:"Stasis application name (plane ari)."`
+	// The ari plane dials agents and lines through Asterisk.
+	ARIAgentEndpoint string `name:"ari-agent-endpoint" default:"PJSIP/{ext}" help:"Dial string of an agent's phone, {ext} replaced by the agent's extension (plane ari)."`
+	ARITrunkEndpoint string `name:"ari-trunk-endpoint" default:"trunk" help:"PJSIP endpoint outbound calls to destinations and callbacks use; the INVITE goes to the destination's trunk URI (plane ari)."`
 
 	LogLevel  string `name:"log-level" default:"info" enum:"debug,info,warn,error" help:"Log level."`
 	LogFormat string `name:"log-format" default:"text" enum:"text,json" help:"Log format."`

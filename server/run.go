@@ -226,6 +226,11 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		},
 	}
 
+	// An agent's *7 during a bridge reaches article 26 (either plane).
+	flag := sip.FlaggerFunc(func(ctx context.Context, callID, agent string) error {
+		_, err := abuseSvc.Flag(ctx, callID, agent, abuse.KindHarassment, "agent keyed *7 on the phone")
+		return err
+	})
 	switch cfg.Plane {
 	case "sip":
 		srv, err := startSIP(ctx, cfg, lib, calls, tel, log, &closers, func(sc *sip.Config) {
@@ -238,10 +243,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			sc.Destinations = routing.NewDirectory(rcfg.Destinations, log)
 			sc.Transfers = router
 			sc.Trunk = cfg.Trunk
-			sc.Flagger = sip.FlaggerFunc(func(ctx context.Context, callID, agent string) error {
-				_, err := abuseSvc.Flag(ctx, callID, agent, abuse.KindHarassment, "agent keyed *7 on the phone")
-				return err
-			})
+			sc.Flagger = flag
 		})
 		if err != nil {
 			return err
@@ -262,10 +264,19 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			URL: cfg.ARIURL, User: cfg.ARIUser, Password: cfg.ARIPassword, App: cfg.ARIApp,
 			HasPrompt: func(k string) bool { _, ok := lib.Frames(k, prompts.PCMA); return ok },
 			Logger:    log,
+			// The plane is the router's dialer, as the sip plane is: agents
+			// are PJSIP endpoints, lines go through the trunk endpoint.
+			AgentEndpoint: cfg.ARIAgentEndpoint,
+			TrunkEndpoint: cfg.ARITrunkEndpoint,
+			Trunk:         cfg.Trunk,
+			HotlineNumber: routing.ServiceNumber,
+			Destinations:  routing.NewDirectory(rcfg.Destinations, log),
+			Flagger:       flag,
 		})
 		if err != nil {
 			return err
 		}
+		dialer.Set(p)
 		var ac activeCaller = p
 		plane.Store(&ac)
 		log.Info("ari plane", "url", cfg.ARIURL, "app", cfg.ARIApp)

@@ -1,6 +1,7 @@
 package arifake
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -117,15 +118,38 @@ func (s *Server) originate(w http.ResponseWriter, r *http.Request) {
 		args = strings.Split(a, ",")
 	}
 	// Asterisk names the channel after the endpoint, not the dial string:
-	// PJSIP/12315@trunk12315 gives PJSIP/trunk12315-0000001a.
+	// PJSIP/12315@trunk12315 gives PJSIP/trunk12315-0000001a, and
+	// PJSIP/trunk/sip:12315@host gives PJSIP/trunk-0000001b.
 	chName := name
-	if at := strings.LastIndexByte(name, '@'); at >= 0 {
-		chName = "PJSIP/" + name[at+1:]
+	if rest, ok := strings.CutPrefix(name, "PJSIP/"); ok {
+		if ep, _, ok := strings.Cut(rest, "/"); ok {
+			chName = "PJSIP/" + ep
+		} else if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			chName = "PJSIP/" + rest[at+1:]
+		}
+	}
+	// callerId is "name" <number> or a bare number.
+	caller := "12345"
+	if cid := q.Get("callerId"); cid != "" {
+		caller = cid
+		if i, j := strings.IndexByte(cid, '<'), strings.IndexByte(cid, '>'); i >= 0 && j > i {
+			caller = cid[i+1 : j]
+		}
 	}
 	ch := &channel{
 		id: id, name: fmt.Sprintf("%s-%08x", chName, s.seq), state: "Down",
-		caller: "12345", exten: "s", args: args, created: time.Now(),
+		caller: caller, exten: "s", args: args, created: time.Now(),
 		originated: true, endpoint: name, vars: map[string]string{},
+	}
+	// The JSON body's variables are set on the channel (PJSIP_HEADER(add,…)
+	// ones become headers of the INVITE in a real Asterisk).
+	var body struct {
+		Variables map[string]string `json:"variables"`
+	}
+	if r.Body != nil && json.NewDecoder(r.Body).Decode(&body) == nil {
+		for k, v := range body.Variables {
+			ch.vars[k] = v
+		}
 	}
 	s.channels[id] = ch
 	reply := ch.snapshot(s.app)
@@ -277,6 +301,57 @@ func (s *Server) destroyBridge(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	joinWaits(waits...)()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// BridgedWith lists the other channels in the channel's bridge (ids).
+func (c *Call) BridgedWith() []string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	ch := c.s.channels[c.id]
+	if ch == nil || ch.bridge == nil {
+		return nil
+	}
+	var ids []string
+	for _, m := range ch.bridge.members {
+		if m != ch {
+			ids = append(ids, m.id)
+		}
+	}
+	return ids
+}
+
+// Endpoint is the dial string an originated channel was created with.
+func (c *Call) Endpoint() string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if ch := c.s.channels[c.id]; ch != nil {
+		return ch.endpoint
+	}
+	if c.ch != nil {
+		return c.ch.endpoint
+	}
+	return ""
+}
+
+// CallerNumber is the channel's caller id number (for an originated
+// channel, from the originate's callerId).
+func (c *Call) CallerNumber() string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if ch := c.s.channels[c.id]; ch != nil {
+		return ch.caller
+	}
+	return ""
+}
+
+// Var is a channel variable ("" when unset or the channel is gone).
+func (c *Call) Var(name string) string {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if ch := c.s.channels[c.id]; ch != nil {
+		return ch.vars[name]
+	}
+	return ""
 }
 
 // BridgeCount is the number of bridges that exist.

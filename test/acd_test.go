@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,88 @@ queues:
 		t.Errorf("heard %v; want the 12315 attempt, then the 12345 queue", r.PromptsHeard)
 	}
 	line.cancel()
+}
+
+// agentHeard returns the agent's number (工号) a caller heard: the digits
+// announced after agent-number-is.
+func (r callResult) agentHeard() string {
+	var id strings.Builder
+	in := false
+	for _, k := range r.PromptsHeard {
+		switch {
+		case k == "zh-CN/agent-number-is":
+			in = true
+			id.Reset()
+		case in && strings.HasPrefix(k, "zh-CN/digit-"):
+			id.WriteString(strings.TrimPrefix(k, "zh-CN/digit-"))
+		case in:
+			return id.String()
+		}
+	}
+	return id.String()
+}
+
+// TestStrategyOrder: callers reach agents in the queue strategy's order.
+// The agents log in one after the other, in the order 1003, 1001, 1002,
+// about a second apart; then callers come one at a time, each after the
+// previous call ended. Longest-idle (the default) gives the first three to
+// the agents in the order they logged in, the fourth to the one whose call
+// ended first; round-robin goes by id whatever the idle times.
+func TestStrategyOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		strategy string
+		want     []string
+	}{
+		{"longest-idle", []string{"1003", "1001", "1002", "1003"}},
+		{"round-robin", []string{"1001", "1002", "1003", "1001"}},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) {
+			t.Parallel()
+			rc := filepath.Join(t.TempDir(), "routing.yaml")
+			os.WriteFile(rc, []byte("queues:\n  - {id: general, strategy: "+tc.strategy+
+				", max_wait: 2m, overflow: flow, announce_first: 5m, ring_timeout: 8s, wrap_up: 500ms}\n"+
+				"  - {id: complaints}\n  - {id: suggestions}\n  - {id: followup}\n  - {id: supervisor}\n"), 0o600)
+			s := startServer(t, "", "--routing-config", rc)
+			ids := []string{"1001", "1002", "1003"}
+			phones := map[string]*phoneProc{}
+			for _, id := range ids {
+				s.ctl(t, []string{"HOTLINE_AGENT_PASSWORD=pw-" + id + "-secret"}, "agents", "add", id, "--name", "Agent "+id, "--extension", id, "--state", "logged-out")
+				phones[id] = agentPhone(t, s, id)
+			}
+			time.Sleep(time.Second) // registrations
+			for _, id := range []string{"1003", "1001", "1002"} {
+				s.ctl(t, nil, "agents", "state", id, "available")
+				time.Sleep(1100 * time.Millisecond)
+			}
+			var got []string
+			for i := range tc.want {
+				r := s.call(t, "--from", fmt.Sprintf("1380013808%d", i), "--dtmf", "0", "--dtmf-after", "1s", "--hangup-after", "11s")
+				got = append(got, r.agentHeard())
+				time.Sleep(1500 * time.Millisecond) // wrap-up (500 ms) and the agents' refresh
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: callers reached agents %v, want %v", tc.strategy, got, tc.want)
+			}
+			// Each phone answered as many calls as the callers say.
+			for _, id := range ids {
+				phones[id].cancel()
+				answered := 0
+				for _, rep := range phones[id].reports(t) {
+					if rep["answered"] == true {
+						answered++
+					}
+				}
+				want := 0
+				for _, g := range tc.want {
+					if g == id {
+						want++
+					}
+				}
+				if answered != want {
+					t.Errorf("%s: agent %s's phone answered %d calls, want %d", tc.strategy, id, answered, want)
+				}
+			}
+		})
+	}
 }

@@ -28,8 +28,22 @@ func runSIP(t *testing.T, sc scenario) observed {
 	if sc.dropWS != nil {
 		t.Fatal("a WebSocket drop is an ari row")
 	}
-	s := startServer(t, "", routingArgs()...)
+	rargs, linePort := rowRouting(t, sc)
+	s := startServer(t, "", rargs...)
 	keepLogs(t, s)
+	var far *phoneProc
+	if p := sc.agent; p != nil {
+		s.addAgents(t, "1001")
+		far = agentPhone(t, s, "1001", "--answer-after", p.AnswerAfter.String(), "--talk", p.Talk.String(), "--calls", "1")
+		// Registration (a phone not yet registered is retried by the
+		// router after 2 s anyway).
+		time.Sleep(1500 * time.Millisecond)
+	}
+	if p := sc.line; p != nil {
+		far = startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
+			"--answer-after", p.AnswerAfter.String(), "--talk", p.Talk.String(), "--calls", "1", "--json")
+		time.Sleep(300 * time.Millisecond)
+	}
 	args := []string{"--from", sc.from, "--to", dialled(sc)}
 	if p := sc.press; p != nil {
 		mode := p.Mode
@@ -60,6 +74,14 @@ func runSIP(t *testing.T, sc scenario) observed {
 	if !r.Answered {
 		t.Logf("sip: final response %d %s", r.SIPStatus, r.SIPReason)
 	}
+	if far != nil {
+		// The far phone answered and the caller's audio reached it through
+		// hotline's relay.
+		for _, rep := range far.reports(t) {
+			t.Logf("sip: far phone: answered %v rtp_received %v", rep["answered"], rep["rtp_received"])
+			o.bridged = o.bridged || rep["answered"] == true && num(rep, "rtp_received") >= 50
+		}
+	}
 	o.cases = casesOf(t, s, sc.expected().cases)
 	o.ok = true
 	return o
@@ -73,10 +95,22 @@ func runARI(t *testing.T, sc scenario) observed {
 	fake.Missing = func(uri string) bool { return promptDuration(uri) == 0 }
 	// Registered first, so it runs after hotlined has stopped.
 	t.Cleanup(fake.Close)
+	rargs, linePort := rowRouting(t, sc)
 	args := append([]string{"--plane", "ari", "--ari-url", fake.URL(),
-		"--ari-user", "hotline", "--ari-password", "secret", "--ari-app", "hotline"}, routingArgs()...)
+		"--ari-user", "hotline", "--ari-password", "secret", "--ari-app", "hotline"}, rargs...)
 	s := startServer(t, "", args...)
 	keepLogs(t, s)
+	// The far parties are Asterisk endpoints: the agent's PJSIP endpoint
+	// (--ari-agent-endpoint PJSIP/{ext}) and the 12315 trunk URI dialled
+	// through the trunk endpoint (--ari-trunk-endpoint trunk).
+	if p := sc.agent; p != nil {
+		s.addAgents(t, "1001")
+		fake.SetEndpoint("PJSIP/1001", arifake.Endpoint{AnswerAfter: ariTime(p.AnswerAfter), HangUpAfter: ariTime(p.Talk)})
+	}
+	if p := sc.line; p != nil {
+		fake.SetEndpoint(fmt.Sprintf("PJSIP/trunk/sip:12315@127.0.0.1:%d", linePort),
+			arifake.Endpoint{AnswerAfter: ariTime(p.AnswerAfter), HangUpAfter: ariTime(p.Talk)})
+	}
 	waitWS := func(n int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -99,7 +133,7 @@ func runARI(t *testing.T, sc scenario) observed {
 	}
 	c.run(sc)
 
-	o := observed{answered: c.answered, heard: c.heard(), endedBy: c.endedBy}
+	o := observed{answered: c.answered, heard: c.heard(), endedBy: c.endedBy, bridged: c.bridged}
 	o.cases = casesOf(t, s, sc.expected().cases)
 	checkNoCallGoroutines(t, s)
 	o.ok = true
@@ -162,6 +196,7 @@ type ariCaller struct {
 	answered   bool
 	answeredAt time.Time
 	endedBy    string
+	bridged    bool // seen in a bridge with another channel
 
 	restart func() // kill hotlined and start a new one
 }
@@ -185,6 +220,9 @@ func (c *ariCaller) poll() bool {
 	}
 	if !c.answered && c.call.State() == "Up" {
 		c.answered, c.answeredAt = true, now
+	}
+	if len(c.call.BridgedWith()) > 0 {
+		c.bridged = true
 	}
 	return !c.call.Gone()
 }
@@ -353,12 +391,33 @@ var routingWired = sync.OnceValue(func() bool {
 	return bytes.Contains(out, []byte("--routing-config"))
 })
 
-// routingArgs points a routing hotlined at the table's routing file.
-func routingArgs() []string {
+// rowRouting points hotlined at the table's routing file, or, for a row
+// with an agent or a line, at one written for it: the general queue waits
+// for the agent, and 12315's trunk is sip:127.0.0.1:<linePort>.
+func rowRouting(t *testing.T, sc scenario) (args []string, linePort int) {
 	if !routingWired() {
-		return nil
+		return nil, 0
 	}
-	return []string{"--routing-config", filepath.Join("testdata", "planes-routing.yaml")}
+	if sc.agent == nil && sc.line == nil {
+		return []string{"--routing-config", filepath.Join("testdata", "planes-routing.yaml")}, 0
+	}
+	linePort = freePort(t)
+	f := filepath.Join(t.TempDir(), "routing.yaml")
+	err := os.WriteFile(f, []byte(fmt.Sprintf(`destinations:
+  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:%d", fallback: general, names: {zh-CN: 12315, en: 12315}}
+  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
+  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
+  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
+queues:
+  - {id: general, max_wait: 30s, overflow: callback, announce_first: 1m, ring_timeout: 10s, wrap_up: 1s}
+  - {id: complaints, max_wait: 1s, overflow: callback, announce_first: 1m}
+  - {id: suggestions, max_wait: 1s, overflow: callback, announce_first: 1m}
+  - {id: followup, max_wait: 1s, overflow: callback, announce_first: 1m}
+`, linePort)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--routing-config", f}, linePort
 }
 
 func dialled(sc scenario) string {

@@ -54,6 +54,13 @@ type restartAt struct {
 	After time.Duration
 }
 
+// party is a person the router connects the caller to. On the ari
+// plane both moments are scaled by ariTimeScale, as the prompts are.
+type party struct {
+	AnswerAfter time.Duration // ringing before the answer
+	Talk        time.Duration // from the answer to its hang-up
+}
+
 // scenario is one row of the table.
 type scenario struct {
 	name string
@@ -69,6 +76,12 @@ type scenario struct {
 	hangUpAfter time.Duration
 	dropWS      *wsDrop
 	restart     *restartAt
+	// agent: agent 1001 (sip: a registered callsim agent; ari: the fake's
+	// endpoint PJSIP/1001) answers and hangs up after a talk time.
+	agent *party
+	// line: the 12315 line (sip: a callsim line behind the destination's
+	// trunk; ari: the fake's trunk endpoint for it) does the same.
+	line *party
 
 	want expect
 	// Once hotlined routes calls (the routing issue wired in: see
@@ -115,7 +128,11 @@ type expect struct {
 	heard    []string // prompt keys heard in this order (others may come between)
 	notHeard []string
 	endedBy  string // "caller" or "hotline"
-	cases    int    // cases the call opened: 1, or 0 for a refused call
+	// bridged: the caller talked with the row's agent or line (sip: the
+	// far phone answered and received the caller's audio; ari: the fake
+	// had both channels in one bridge).
+	bridged bool
+	cases   int // cases the call opened: 1, or 0 for a refused call
 	// of the case, when cases == 1:
 	path         []string // "node:digits" steps the IVR path has, in this order
 	outcome      cases.Outcome
@@ -125,8 +142,9 @@ type expect struct {
 	destination  string
 }
 
-// callCap bounds a call in which the caller waits for hotline.
-const callCap = 60 * time.Second
+// callCap bounds a call in which the caller waits for hotline (the
+// longest, queue-to-agent, ends after about 65 s on the sip plane).
+const callCap = 90 * time.Second
 
 // pathMenuDigit1 is the path of a caller who listens to the greeting and
 // the language menu, then presses 1 in the main menu. Rows name the steps
@@ -280,19 +298,39 @@ var scenarios = []scenario{
 		},
 	},
 	{
-		// Both rows need an agent phone (sip: a registered phone, ari: an
-		// endpoint the fake answers, ari.BridgeTo) and a trunk for 12315
-		// in the table's routing file. The sip plane implements
-		// routing.Dialer (RingAgent, DialOut, Bridge); the ari plane does
-		// not yet, so no row can run on both planes.
-		name: "queue-to-agent",
-		skip: "needs routing on both planes: hotlined routes calls only with the routing issue wired into server/run.go, " +
-			"and the ari plane implements no routing.Dialer yet (ari.BridgeTo is not wired as one)",
+		// 1 typed ahead: consultation, the general queue. Agent 1001
+		// answers; the caller hears the agent's number (工号), talks, and
+		// when the agent hangs up is back in the flow: the case number,
+		// then the survey, which nobody answers (asked twice), goodbye.
+		name:  "queue-to-agent",
+		from:  "13800138109",
+		press: &press{Digits: "1", After: 2 * time.Second},
+		agent: &party{AnswerAfter: time.Second, Talk: 10 * time.Second},
+		want: expect{
+			answered: true, bridged: true,
+			heard: []string{"zh-CN/greeting", "zh-CN/transferring-agent", "zh-CN/agent-number-is",
+				"zh-CN/digit-1", "zh-CN/digit-0", "zh-CN/digit-0", "zh-CN/digit-1", "zh-CN/your-case-number-is", "zh-CN/survey", "zh-CN/survey", "zh-CN/goodbye"},
+			notHeard: []string{"zh-CN/callback-booked"},
+			endedBy:  "hotline", cases: 1,
+			path:    pathTypeAhead1,
+			outcome: cases.OutcomeAnsweredByAgent, appeal: cases.AppealConsultation, queue: "general",
+		},
 	},
 	{
-		name: "external-transfer-completes",
-		skip: "needs routing on both planes (see queue-to-agent) and a trunk for 12315; " +
-			"until then row type-ahead-transfer-decision-12315 checks the decision and its fallback",
+		// 4 typed ahead: market supervision, 12315 through its trunk. The
+		// line answers and talks; the caller's number is not passed.
+		name:  "external-transfer-completes",
+		from:  "13800138110",
+		press: &press{Digits: "4", After: 2 * time.Second},
+		line:  &party{AnswerAfter: time.Second, Talk: 4 * time.Second},
+		want: expect{
+			answered: true, bridged: true,
+			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-12315"},
+			notHeard: []string{"zh-CN/main-menu", "zh-CN/transferring-agent"},
+			endedBy:  "hotline", cases: 1,
+			path:    pathTypeAhead4,
+			outcome: cases.OutcomeTransferred, destination: "12315",
+		},
 	},
 }
 
@@ -346,6 +384,7 @@ type observed struct {
 	answered bool
 	heard    []string
 	endedBy  string
+	bridged  bool
 	cases    []caseSeen
 }
 
@@ -377,6 +416,9 @@ func checkObserved(t *testing.T, pl string, sc scenario, o *observed) {
 	}
 	if o.endedBy != w.endedBy {
 		t.Errorf("ended by %q, want %q", o.endedBy, w.endedBy)
+	}
+	if o.bridged != w.bridged {
+		t.Errorf("caller bridged with the far party: %v, want %v", o.bridged, w.bridged)
 	}
 	if len(o.cases) != w.cases {
 		t.Fatalf("%d cases after the call, want %d: %+v", len(o.cases), w.cases, o.cases)

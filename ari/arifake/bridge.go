@@ -21,6 +21,9 @@ type Endpoint struct {
 	NoAnswer bool
 	// Busy: it answers 486 at once (cause 17).
 	Busy bool
+	// HangUpAfter: once answered, it hangs up (a BYE) after this long;
+	// 0: it stays until hung up.
+	HangUpAfter time.Duration
 }
 
 // SetEndpoint configures an endpoint ("PJSIP/agent1",
@@ -192,6 +195,14 @@ func (s *Server) originate(w http.ResponseWriter, r *http.Request) {
 			ch.state = "Up"
 			ch.inStasis = true
 			ch.exten = "s"
+			if ep.HangUpAfter > 0 {
+				s.laterLocked(ep.HangUpAfter, func() func() {
+					if !alive() {
+						return func() {}
+					}
+					return s.hangupLocked(ch, nil, nil, false)
+				})
+			}
 			return joinWaits(
 				s.emitLocked(id, &ari.ChannelStateChange{EventBase: s.base("ChannelStateChange"), Channel: ch.snapshot(s.app)}),
 				s.emitLocked(id, s.dial(ch, "ANSWER")),

@@ -110,14 +110,15 @@ type Call struct {
 	rxDTMF    uint64
 	iatCounts bool
 
-	mu        sync.Mutex
-	dtmf      []DTMFSent
-	reinvites []ReinviteResult
-	sdpVer    uint64
-	ended     chan struct{}
-	endedBy   string
-	endErr    error
-	endAt     time.Time
+	mu          sync.Mutex
+	dtmf        []DTMFSent
+	reinvites   []ReinviteResult
+	referStatus int // final status of our REFER (0: none sent)
+	sdpVer      uint64
+	ended       chan struct{}
+	endedBy     string
+	endErr      error
+	endAt       time.Time
 }
 
 func (p *Phone) newCall(id, role string, o DialOptions) *Call {
@@ -501,6 +502,28 @@ func (c *Call) sendInfo(ctx context.Context, digit byte, dur time.Duration) erro
 	}
 	if !res.IsSuccess() {
 		return fmt.Errorf("phone: INFO: %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
+}
+
+// Refer sends a blind transfer in the dialog (RFC 3515): REFER with
+// Refer-To: <target>. It records the final status (Report.ReferStatus)
+// and does not wait for the NOTIFYs.
+func (c *Call) Refer(ctx context.Context, target string) error {
+	req := sip.NewRequest(sip.REFER, c.remoteTarget())
+	req.AppendHeader(sip.NewHeader("Refer-To", "<"+target+">"))
+	req.AppendHeader(c.contact.Clone())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("phone: REFER: %w", err)
+	}
+	c.mu.Lock()
+	c.referStatus = res.StatusCode
+	c.mu.Unlock()
+	if !res.IsSuccess() {
+		return fmt.Errorf("phone: REFER: %d %s", res.StatusCode, res.Reason)
 	}
 	return nil
 }

@@ -35,6 +35,11 @@ type Script struct {
 	// this long after the answer, and HoldFor later takes it off hold
 	// (re-INVITE, sendrecv; HoldFor 0: stays on hold).
 	HoldAfter, HoldFor time.Duration
+	// ReferTo, when set, is sent as a blind transfer (REFER with this
+	// Refer-To, e.g. "sip:12315@hotline") ReferAfter after the answer;
+	// the final status is in the report (refer_status).
+	ReferTo    string
+	ReferAfter time.Duration
 	// OnAnswered, when set, is called once the call is answered.
 	OnAnswered func()
 	// Play lists prompt keys played to the far end once answered, before
@@ -82,10 +87,12 @@ type Report struct {
 	// prompt; null when no digit was sent or no prompt followed.
 	DTMFToNextPromptMS *float64 `json:"dtmf_to_next_prompt_ms"`
 	// Reinvites are the re-INVITEs we sent (hold, unhold).
-	Reinvites  []ReinviteResult `json:"reinvites"`
-	EndedBy    string           `json:"ended_by"`
-	DurationMS int64            `json:"duration_ms"`
-	Error      string           `json:"error,omitempty"`
+	Reinvites []ReinviteResult `json:"reinvites"`
+	// ReferStatus is the final response to our REFER (0: none sent).
+	ReferStatus int    `json:"refer_status,omitempty"`
+	EndedBy     string `json:"ended_by"`
+	DurationMS  int64  `json:"duration_ms"`
+	Error       string `json:"error,omitempty"`
 
 	iat        *Histogram
 	answeredAt time.Time
@@ -175,7 +182,12 @@ func (c *Call) script(ctx context.Context, s Script) error {
 	dtmfT.Stop()
 	defer dtmfT.Stop()
 	anchored := false
-	var holdC, unholdC <-chan time.Time
+	var holdC, unholdC, referC <-chan time.Time
+	if s.ReferTo != "" {
+		t := time.NewTimer(time.Until(c.AnsweredAt.Add(s.ReferAfter)))
+		defer t.Stop()
+		referC = t.C
+	}
 	if s.HoldAfter > 0 {
 		t := time.NewTimer(time.Until(c.AnsweredAt.Add(s.HoldAfter)))
 		defer t.Stop()
@@ -228,6 +240,11 @@ func (c *Call) script(ctx context.Context, s Script) error {
 				t := time.NewTimer(s.HoldFor)
 				defer t.Stop()
 				unholdC = t.C
+			}
+		case <-referC:
+			referC = nil
+			if err := c.Refer(ctx, s.ReferTo); err != nil {
+				c.p.log.Warn("phone: refer", "call", c.ID, "error", err)
 			}
 		case <-unholdC:
 			unholdC = nil
@@ -292,6 +309,7 @@ func (c *Call) report(s Script, start time.Time) Report {
 		ri.AtMS = ri.At.Sub(c.AnsweredAt).Milliseconds()
 		r.Reinvites = append(r.Reinvites, ri)
 	}
+	r.ReferStatus = c.referStatus
 	c.mu.Unlock()
 	if len(r.DTMFSent.Events) > 0 {
 		r.DTMFToNextPromptMS = r.DTMFSent.Events[0].NextPromptMS

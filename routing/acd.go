@@ -439,6 +439,14 @@ func (r *Router) connected(ctx context.Context, w *waiter, c connected) (ivr.Out
 	ev := r.callEvent("ended", w, c.agent.ID)
 	ev.WrapUntil = end.Add(q.cfg.WrapUp)
 	r.emit(ev)
+	if tr := (*TransferRequest)(nil); !callerGone && errors.As(berr, &tr) {
+		// The agent transferred the caller (REFER): the transfer runs here,
+		// in the goroutine that owns the call, so the flow only goes on
+		// once it is over.
+		r.log.Info("routing: agent transferred the caller", "agent", c.agent.ID, "call", w.call.ID(), "destination", tr.Destination)
+		return r.transfer(ctx, w.call, ivr.Decision{Kind: ivr.KindTransfer, ID: tr.Destination, Vars: map[string]string{"case_number": w.caseNum}},
+			"refer by agent "+c.agent.ID)
+	}
 	return legOutcome(ctx, callerGone, berr, "agent")
 }
 

@@ -608,3 +608,39 @@ func TestTransferClosedLine(t *testing.T) {
 		t.Fatalf("%v, %d dialled", res.out, len(f.dialer.outs))
 	}
 }
+
+// TestAgentTransfersCaller: the agent's phone sends the caller on to 12315
+// (the plane's Bridge returns a TransferRequest): the router hangs the
+// agent up, wraps the agent up, and transfers the caller in the same
+// Route; the flow gets the transfer's outcome.
+func TestAgentTransfersCaller(t *testing.T) {
+	cfg := &Config{Queues: []Queue{testQueue("general")}, Destinations: []Destination{
+		{ID: "12315", Number: "12315", Trunk: "sip:127.0.0.1:5099", Fallback: "general", Names: map[string]string{"zh-CN": "12315"}},
+	}}
+	f := newFixture(t, cfg)
+	f.addAgent("1001", Available, Skills{})
+	f.dialer.set("1001", behaviour{answerAfter: time.Millisecond, talk: 30 * time.Millisecond, refer: "12315"})
+	f.dialer.lines["12315"] = behaviour{answerAfter: 5 * time.Millisecond, talk: 50 * time.Millisecond}
+	ctx := context.Background()
+	_, ch := f.routeQueued(ctx, "c1", queueDecision("general"))
+	res := <-ch
+	if res.err != nil || res.out.Status != ivr.OutcomeReturned || !strings.Contains(res.out.Reason, "destination") {
+		t.Fatalf("outcome %+v %v, want returned after the 12315 leg", res.out, res.err)
+	}
+	f.dialer.mu.Lock()
+	outs, bridged := slices.Clone(f.dialer.outs), slices.Clone(f.dialer.bridged)
+	f.dialer.mu.Unlock()
+	if len(outs) != 1 || outs[0].Destination != "12315" || outs[0].CaseNumber != "Cc1" {
+		t.Fatalf("dialled %+v, want 12315 with the case number", outs)
+	}
+	if len(bridged) != 2 || !strings.Contains(bridged[0], "agent-1001") || !strings.Contains(bridged[1], "line-12315") {
+		t.Fatalf("bridges %v, want the agent, then the 12315 line", bridged)
+	}
+	st, _ := f.r.Agent(ctx, "1001")
+	if st.State != WrapUp && st.State != Available {
+		t.Errorf("agent after the transfer: %s, want wrap-up or available", st.State)
+	}
+	if fig := f.r.Figures(); fig.Destinations[0].Transfers != 1 || fig.Destinations[0].Answered != 1 {
+		t.Errorf("destination figures %+v", fig.Destinations[0])
+	}
+}

@@ -28,8 +28,23 @@ type Dialer interface {
 	// Bridge relays audio (RTP, each leg with its own SSRC, sequence and
 	// timestamps) and DTMF both ways between two answered calls until one
 	// of them ends or ctx is done. It hangs up neither: the router looks
-	// at which one ended (Done) and decides about the other.
+	// at which one ended (Done) and decides about the other. When the far
+	// party (b, the agent or the line) asks to transfer the caller (a
+	// blind transfer: SIP REFER, already checked against the configured
+	// destinations), Bridge returns a *TransferRequest and the router,
+	// which owns the call, carries the transfer out.
 	Bridge(ctx context.Context, a, b ivr.Call) error
+}
+
+// TransferRequest is Bridge's error when the bridged party asked to send
+// the caller on to a configured destination (blind transfer).
+type TransferRequest struct {
+	Destination string // a configured destination's id
+	By          string // who asked, for the record ("agent 1001")
+}
+
+func (t *TransferRequest) Error() string {
+	return "routing: transfer to " + t.Destination + " requested by " + t.By
 }
 
 // AgentRing asks the plane to ring an agent.

@@ -75,6 +75,7 @@ type fakeLeg struct {
 	aOnce    sync.Once
 	err      error
 	talk     time.Duration
+	refer    string // after talk, the phone transfers the caller here (REFER)
 }
 
 func (l *fakeLeg) Answered() <-chan struct{} { return l.answered }
@@ -97,6 +98,7 @@ type behaviour struct {
 	never       bool  // rings until hung up
 	fail        error // ends unanswered with this error after answerAfter
 	talk        time.Duration
+	refer       string // after talk: a blind transfer to this destination id
 }
 
 type ringRec struct {
@@ -125,7 +127,7 @@ func (d *fakeDialer) set(agent string, b behaviour) {
 }
 
 func (d *fakeDialer) leg(id string, b behaviour) *fakeLeg {
-	l := &fakeLeg{fakeCall: newFakeCall(id, ""), answered: make(chan struct{}), talk: b.talk}
+	l := &fakeLeg{fakeCall: newFakeCall(id, ""), answered: make(chan struct{}), talk: b.talk, refer: b.refer}
 	if b.never {
 		return l
 	}
@@ -187,6 +189,11 @@ func (d *fakeDialer) Bridge(ctx context.Context, a, b ivr.Call) error {
 	}
 	select {
 	case <-talk:
+		if talker.refer != "" {
+			// The phone asked for a blind transfer: the plane ends the
+			// bridge with the request and hangs nobody up.
+			return &TransferRequest{Destination: talker.refer, By: talker.ID()}
+		}
 		talker.Hangup(ctx, "talk over")
 	case <-a.Done():
 	case <-b.Done():

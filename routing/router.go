@@ -487,6 +487,11 @@ func (r *Router) transfer(ctx context.Context, call ivr.Call, d ivr.Decision, so
 	fig.answered++
 	r.mu.Unlock()
 	callerGone, berr := r.bridge(ctx, call, leg)
+	if tr := (*TransferRequest)(nil); !callerGone && errors.As(berr, &tr) && tr.Destination != dest.ID {
+		// The line sent the caller on (REFER) to another configured line.
+		r.log.Info("routing: line transferred the caller", "from", dest.ID, "destination", tr.Destination)
+		return r.transfer(ctx, call, ivr.Decision{Kind: ivr.KindTransfer, ID: tr.Destination, Vars: d.Vars}, "refer by line "+dest.ID)
+	}
 	return legOutcome(ctx, callerGone, berr, "destination")
 }
 

@@ -213,6 +213,9 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 	agentGone := false // hand-over: the agent left, the caller stays with third
 	var thirdAnswered, thirdDone <-chan struct{}
 	var bDone = b.Done()
+	// A REFER from either party's phone (refer.go) ends the bridge with a
+	// transfer request for the router.
+	referA, referB := refersOf(ea), refersOf(eb)
 	defer func() {
 		if stopMix != nil {
 			stopMix()
@@ -250,6 +253,10 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 			s.log.Info("agent left, caller stays with the emergency line", "call_id", a.ID())
 		case <-ctx.Done():
 			return ctx.Err()
+		case id := <-referA:
+			return &routing.TransferRequest{Destination: id, By: whatOf(ea)}
+		case id := <-referB:
+			return &routing.TransferRequest{Destination: id, By: whatOf(eb)}
 		case id := <-escalate:
 			if third != nil {
 				continue
@@ -280,6 +287,22 @@ func (s *Server) Bridge(ctx context.Context, a, b ivr.Call) error {
 			ea.setDigitTap(func(d byte) { sb.SendDTMF(d, legDTMFDuration) })
 		}
 	}
+}
+
+// refersOf is the REFER channel of an outbound leg (nil otherwise: a
+// REFER from the inbound caller's phone is not a bridge matter).
+func refersOf(e endpoint) <-chan string {
+	if l, ok := e.(*leg); ok {
+		return l.refers
+	}
+	return nil
+}
+
+func whatOf(e endpoint) string {
+	if l, ok := e.(*leg); ok {
+		return l.what
+	}
+	return "caller"
 }
 
 // isAgent reports whether e is an agent's leg (RingAgent).

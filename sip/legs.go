@@ -60,6 +60,9 @@ type leg struct {
 	tap       func(byte)
 	bargeIn   bool
 	peer      ivr.Call // the call bridged to this leg (REFER from the leg)
+	// refers carries a REFER's destination id from refer.go to the
+	// Bridge the leg is in (cap 1: one transfer at a time).
+	refers chan string
 
 	digitSignal chan struct{}
 	answeredCh  chan struct{}
@@ -154,6 +157,7 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		local:       localSDP{sessID: randomUint64(), version: 1, addr: s.cfg.MediaAddr},
 		digitSignal: make(chan struct{}, 1),
 		answeredCh:  make(chan struct{}),
+		refers:      make(chan string, 1),
 		done:        make(chan struct{}),
 	}
 	l.log = s.log.With("leg", what)

@@ -50,6 +50,7 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	// it).
 	var subject ivr.Call
 	var callCtx context.Context
+	var bridged *leg // the REFER came from a leg in a Bridge
 	if c := s.lookup(req); c != nil {
 		subject, callCtx = c, c.ctx
 	} else if l := s.legOf(req); l != nil {
@@ -59,6 +60,8 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		subject, callCtx = peer, context.Background()
 		if peer == nil {
 			subject = l
+		} else {
+			bridged = l
 		}
 	}
 	if subject == nil {
@@ -86,6 +89,21 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if s.cfg.Transfers == nil {
 		s.respond(req, tx, 501, "Not Implemented")
+		return
+	}
+	if bridged != nil {
+		// The agent's or line's phone sends the caller on: the Bridge it is
+		// in returns a routing.TransferRequest, and the router, which owns
+		// the caller, does the transfer (no second goroutine driving the
+		// caller's media beside the flow).
+		select {
+		case bridged.refers <- id:
+		default:
+			s.respond(req, tx, 491, "Request Pending")
+			return
+		}
+		s.respond(req, tx, 202, "Accepted")
+		log.Info("REFER accepted: the bridge hands the caller to the router", "destination", id, "by", bridged.what)
 		return
 	}
 	s.respond(req, tx, 202, "Accepted")

@@ -2,14 +2,18 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cq12345/hotline/ivr"
 	"github.com/cq12345/hotline/media"
+	"github.com/cq12345/hotline/phone"
 	"github.com/cq12345/hotline/routing"
 )
 
@@ -74,5 +78,89 @@ func TestReferGuard(t *testing.T) {
 	}
 	if r := u.bye(hotlineURI); r.StatusCode != 200 {
 		t.Fatalf("BYE: %d", r.StatusCode)
+	}
+}
+
+// TestReferFromBridgedAgent: the agent's phone sends a blind transfer
+// (REFER to 12315) while bridged with the caller. The plane does not start
+// a transfer of its own beside the flow: the Bridge returns a
+// routing.TransferRequest for the router that owns the caller; a REFER
+// naming an unconfigured number is refused and the bridge goes on.
+func TestReferFromBridgedAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name, referTo string
+		status        int
+		wantTransfer  bool
+	}{
+		{"configured", "sip:12315@hotline", 202, true},
+		{"not configured", "sip:0085212345678@hotline", 403, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &transferRec{}
+			dir := routing.NewDirectory([]routing.Destination{{ID: "12315", Number: "12315"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			bridged := make(chan error, 1)
+			var srvp atomic.Pointer[testServer]
+			srv := startServer(t, func(ctx context.Context, c ivr.Call) {
+				srv := srvp.Load()
+				if err := c.Answer(ctx); err != nil {
+					bridged <- err
+					return
+				}
+				leg, err := srv.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{Extension: "1001"}, Caller: c, CaseNumber: "C-1", Timeout: 5 * time.Second})
+				if err != nil {
+					bridged <- err
+					return
+				}
+				select {
+				case <-leg.Answered():
+				case <-leg.Done():
+					bridged <- leg.Err()
+					return
+				}
+				err = srv.Bridge(ctx, c, leg)
+				_ = leg.Hangup(context.Background(), "bridge over")
+				bridged <- err
+			}, withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) {
+				c.Destinations, c.Transfers = dir, tr
+			})
+			srvp.Store(srv)
+			agentRep := make(chan phone.Report, 1)
+			agentPhone(t, srv, "1001", "pw", phone.AnswerConfig{
+				Script: phone.Script{ReferTo: tc.referTo, ReferAfter: 500 * time.Millisecond},
+				OnReport: func(r phone.Report) {
+					if r.Answered {
+						agentRep <- r
+					}
+				},
+			})
+			caller := newPhone(t)
+			hang := 3 * time.Second
+			rep := caller.Run(context.Background(), phone.DialOptions{Target: srv.Addr().String(), To: "12345", From: "13800138000"},
+				phone.Script{HangupAfter: hang})
+			if rep.Error != "" || !rep.Answered {
+				t.Fatalf("caller: %+v", rep)
+			}
+			err := <-bridged
+			var req *routing.TransferRequest
+			if got := errors.As(err, &req); got != tc.wantTransfer {
+				t.Fatalf("Bridge: %v; want a transfer request: %v", err, tc.wantTransfer)
+			}
+			if tc.wantTransfer && (req.Destination != "12315" || !strings.Contains(req.By, "1001")) {
+				t.Errorf("transfer request %+v, want 12315 by agent 1001", req)
+			}
+			select {
+			case ar := <-agentRep:
+				if ar.ReferStatus != tc.status {
+					t.Errorf("REFER answered %d, want %d", ar.ReferStatus, tc.status)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no agent report")
+			}
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			if len(tr.got) != 0 {
+				t.Errorf("the plane ran a transfer of its own beside the bridge: %v", tr.got)
+			}
+		})
 	}
 }

@@ -353,3 +353,48 @@ func TestAgentCodesFlagAndEmergency(t *testing.T) {
 		t.Errorf("%d legs left", n)
 	}
 }
+
+// A callback has no inbound call: the router rings the agent (no caller),
+// plays the agent a prompt, dials the citizen through the trunk and
+// bridges the two legs.
+func TestCallbackLegs(t *testing.T) {
+	const citizen = "PJSIP/trunk/sip:13800138000@127.0.0.1:5070"
+	e := startCfg(t, ari.HandlerFunc(func(context.Context, ivr.Call) {}), func(f *arifake.Server) {
+		f.SetEndpoint("PJSIP/1001", arifake.Endpoint{AnswerAfter: 20 * time.Millisecond})
+		f.SetEndpoint(citizen, arifake.Endpoint{AnswerAfter: 20 * time.Millisecond})
+	}, func(c *ari.Config) { c.Trunk = "sip:127.0.0.1:5070" })
+	ctx := context.Background()
+	agent, err := e.plane.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{ID: "a1", Extension: "1001"}, CaseNumber: "CQ-CB-1", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-agent.Answered()
+	if err := agent.Play(ctx, []string{"zh-CN/callback-agent"}, false); err != nil {
+		t.Fatalf("prompt to the agent: %v", err)
+	}
+	leg, err := e.plane.DialOut(ctx, routing.Outbound{Number: "13800138000", CaseNumber: "CQ-CB-1", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-leg.Answered()
+	out := make(chan error, 1)
+	go func() { out <- e.plane.Bridge(ctx, agent, leg) }()
+	var citizenCh *arifake.Call
+	eventually(t, "agent and citizen bridged", func() bool {
+		for _, l := range e.fake.Originated() {
+			if l.Endpoint() == citizen && len(l.BridgedWith()) == 1 {
+				citizenCh = l
+			}
+		}
+		return citizenCh != nil
+	})
+	if got := citizenCh.CallerNumber(); got != "12345" {
+		t.Errorf("the citizen sees %q, want the hotline's number", got)
+	}
+	citizenCh.HangUp()
+	if err := <-out; err != nil {
+		t.Fatalf("bridge: %v", err)
+	}
+	_ = agent.Hangup(ctx, "callback over")
+	eventually(t, "legs gone", func() bool { return len(e.fake.Originated()) == 0 })
+}

@@ -4,9 +4,29 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/cq12345/hotline/ivr"
 )
+
+// CallbackRecorder writes what became of a callback task on the call's
+// case (hotlined: an event in the case store; routing imports no case
+// code). The router calls it once per attempt, when the attempt ends.
+type CallbackRecorder interface {
+	CallbackEnded(ctx context.Context, e CallbackEnd) error
+}
+
+// CallbackEnd is one ended attempt of a callback task.
+type CallbackEnd struct {
+	Callback Callback // the task as taken (Case, Queue, CallID, Attempts), without the number
+	Agent    string   // the agent who took it
+	// State is the task's state after the attempt: CallbackDone (agent
+	// and citizen talked), CallbackOpen (to be tried again) or
+	// CallbackFailed.
+	State  string
+	Reason string        // why an attempt failed ("citizen leg: busy")
+	Talk   time.Duration // how long agent and citizen were bridged
+}
 
 // RequestCallback implements ivr.CallbackRequester: a caller who chose a
 // callback in the flow (no agent could take the call) gets a callback task,

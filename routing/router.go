@@ -62,6 +62,8 @@ type Options struct {
 	CallbackRing time.Duration
 	// CallbackAttempts: a callback is failed after this many (default 3).
 	CallbackAttempts int
+	// Callbacks, when set, records each callback attempt on its case.
+	Callbacks CallbackRecorder
 }
 
 // Router carries out the flow's routing decisions (it implements

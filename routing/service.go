@@ -194,6 +194,7 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 	if q := r.queues[cb.Queue]; q != nil {
 		wrap = q.cfg.WrapUp
 	}
+	var talk time.Duration // agent and citizen bridged
 	finish := func(answered bool, err error) {
 		now := r.o.Now()
 		rel := Release{Answered: answered, Now: now}
@@ -212,6 +213,14 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 			r.log.Error("routing: callback state", "callback", cb.ID, "err", ferr)
 		}
 		r.log.Info("routing: callback ended", "callback", cb.ID, "case", cb.Case, "agent", a.ID, "state", state, "reason", reason)
+		if r.o.Callbacks != nil {
+			told := cb
+			told.Number = "" // the recorder has no use for the citizen's number
+			end := CallbackEnd{Callback: told, Agent: a.ID, State: state, Reason: reason, Talk: talk}
+			if rerr := r.o.Callbacks.CallbackEnded(context.WithoutCancel(ctx), end); rerr != nil {
+				r.log.Error("routing: callback not recorded on its case", "callback", cb.ID, "case", cb.Case, "err", rerr)
+			}
+		}
 		ev := AgentEvent{Kind: "ended", Agent: a.ID, Case: cb.Case, Queue: cb.Queue, Callback: cb.ID, WrapUntil: rel.WrapUntil}
 		r.emit(ev)
 	}
@@ -249,7 +258,9 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 		finish(true, fmt.Errorf("citizen leg: %s", reasonOf(err)))
 		return
 	}
+	bridged := r.o.Now()
 	berr := r.o.Dialer.Bridge(ctx, leg, citizen)
+	talk = r.o.Now().Sub(bridged)
 	for _, c := range []Leg{leg, citizen} {
 		if !isDone(c) {
 			c.Hangup(context.WithoutCancel(ctx), "callback ended")

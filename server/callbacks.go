@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"maps"
 
 	"github.com/cq12345/hotline/cases"
@@ -25,4 +26,32 @@ func (b callbackBooker) RequestCallback(ctx context.Context, req ivr.CallbackReq
 		req.Vars["case_number_own"] = c.Number
 	}
 	return b.router.RequestCallback(ctx, req)
+}
+
+// callbackRecorder implements routing.CallbackRecorder: a callback that
+// connected the agent and the citizen is written on the call's case as a
+// routed event naming the queue and the agent who called back, by
+// "callback <task id>" (the case's agent becomes that agent; the outcome
+// of the call itself, abandoned or callback requested, stays). Attempts
+// that reached nobody are only in the task (its reason and attempts).
+//
+// Wire it in routing.Options.Callbacks.
+type callbackRecorder struct {
+	cases cases.Store
+}
+
+func (r callbackRecorder) CallbackEnded(ctx context.Context, e routing.CallbackEnd) error {
+	if e.State != routing.CallbackDone || e.Callback.Case == "" {
+		return nil
+	}
+	c, err := r.cases.Get(ctx, e.Callback.Case)
+	if err != nil {
+		return fmt.Errorf("callback %s: case %s: %w", e.Callback.ID, e.Callback.Case, err)
+	}
+	ev := cases.NewEvent(c.ID, cases.EventRouted)
+	ev.Queue, ev.Agent, ev.Account = e.Callback.Queue, e.Agent, "callback "+e.Callback.ID
+	if err := r.cases.AppendEvent(ctx, ev); err != nil {
+		return fmt.Errorf("callback %s: case %s: %w", e.Callback.ID, e.Callback.Case, err)
+	}
+	return nil
 }

@@ -476,21 +476,14 @@ func (p *Plane) emergencyCodes() map[byte]string {
 	if p.cfg.EmergencyCodes != nil {
 		return p.cfg.EmergencyCodes
 	}
-	return map[byte]string{'1': "110", '2': "119", '3': "120"}
+	return routing.DefaultEmergencyCodes()
 }
 
 // dialEmergency calls a configured destination for a three-party call.
 func (p *Plane) dialEmergency(ctx context.Context, id string, caller ivr.Call) (*call, error) {
-	if p.cfg.Destinations == nil {
-		return nil, errors.New("no destinations configured")
-	}
-	d, ok := p.cfg.Destinations.Allowed(id, "agent-code")
-	if !ok {
-		return nil, fmt.Errorf("destination %q not configured", id)
-	}
-	r := routing.Outbound{Destination: d.ID, Number: d.Number, Trunk: d.Trunk, Caller: caller, PassCaller: d.PassCaller, Timeout: 60 * time.Second}
-	if cn, ok := caller.(routing.CaseNumberer); ok {
-		r.CaseNumber = cn.CaseNumber()
+	r, err := routing.EmergencyOutbound(p.cfg.Destinations, id, caller)
+	if err != nil {
+		return nil, err
 	}
 	l, err := p.DialOut(ctx, r)
 	if err != nil {

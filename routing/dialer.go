@@ -47,6 +47,33 @@ func (t *TransferRequest) Error() string {
 	return "routing: transfer to " + t.Destination + " requested by " + t.By
 }
 
+// DefaultEmergencyCodes maps the digit an agent keys after '*' during a
+// bridge to the emergency line brought into a three-party call (DESIGN.md:
+// 110 police, 119 fire, 120 ambulance).
+func DefaultEmergencyCodes() map[byte]string {
+	return map[byte]string{'1': "110", '2': "119", '3': "120"}
+}
+
+// EmergencyOutbound is the call a plane places when an agent's code brings
+// destination id into a bridge with caller: only a configured destination
+// (checked by dir, which logs a refusal), with the caller's case number.
+func EmergencyOutbound(dir interface {
+	Allowed(id, source string) (Destination, bool)
+}, id string, caller ivr.Call) (Outbound, error) {
+	if dir == nil {
+		return Outbound{}, errors.New("no destinations configured")
+	}
+	d, ok := dir.Allowed(id, "agent-code")
+	if !ok {
+		return Outbound{}, fmt.Errorf("destination %q not configured", id)
+	}
+	r := Outbound{Destination: d.ID, Number: d.Number, Trunk: d.Trunk, Caller: caller, PassCaller: d.PassCaller, Timeout: 60 * time.Second}
+	if cn, ok := caller.(CaseNumberer); ok {
+		r.CaseNumber = cn.CaseNumber()
+	}
+	return r, nil
+}
+
 // AgentRing asks the plane to ring an agent.
 type AgentRing struct {
 	Agent Agent

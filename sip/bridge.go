@@ -316,21 +316,14 @@ func (s *Server) emergencyCodes() map[byte]string {
 	if s.cfg.EmergencyCodes != nil {
 		return s.cfg.EmergencyCodes
 	}
-	return map[byte]string{'1': "110", '2': "119", '3': "120"}
+	return routing.DefaultEmergencyCodes()
 }
 
 // dialEmergency calls a configured destination for a three-party call.
 func (s *Server) dialEmergency(ctx context.Context, id string, caller ivr.Call) (*leg, error) {
-	if s.cfg.Destinations == nil {
-		return nil, errors.New("no destinations configured")
-	}
-	d, ok := s.cfg.Destinations.Allowed(id, "agent-code")
-	if !ok {
-		return nil, fmt.Errorf("destination %q not configured", id)
-	}
-	r := routing.Outbound{Destination: d.ID, Number: d.Number, Trunk: d.Trunk, Caller: caller, PassCaller: d.PassCaller, Timeout: 60 * time.Second}
-	if cn, ok := caller.(routing.CaseNumberer); ok {
-		r.CaseNumber = cn.CaseNumber()
+	r, err := routing.EmergencyOutbound(s.cfg.Destinations, id, caller)
+	if err != nil {
+		return nil, err
 	}
 	l, err := s.DialOut(ctx, r)
 	if err != nil {

@@ -51,6 +51,33 @@ func agentPhone(t *testing.T, srv *testServer, ext, pw string, cfg phone.AnswerC
 	return p
 }
 
+// ringAndBridge is the router's part in a test: answer the caller, ring
+// the agent's phone, bridge them once it answers; the outcome (the Bridge's
+// error, or why it never began) goes to out.
+func ringAndBridge(srvp *atomic.Pointer[testServer], ext string, out chan<- error) func(context.Context, ivr.Call) {
+	return func(ctx context.Context, c ivr.Call) {
+		srv := srvp.Load()
+		if err := c.Answer(ctx); err != nil {
+			out <- err
+			return
+		}
+		leg, err := srv.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{Extension: ext}, Caller: c, CaseNumber: "C-20261128-0001", Timeout: 5 * time.Second})
+		if err != nil {
+			out <- err
+			return
+		}
+		select {
+		case <-leg.Answered():
+		case <-leg.Done():
+			out <- leg.Err()
+			return
+		}
+		err = srv.Bridge(ctx, c, leg)
+		_ = leg.Hangup(context.Background(), "bridge over")
+		out <- err
+	}
+}
+
 // answer runs p.Answer until the test ends.
 func answer(t *testing.T, p *phone.Phone, cfg phone.AnswerConfig) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,27 +107,7 @@ func TestRingAgentBridge(t *testing.T) {
 	flags := &flagRec{}
 	bridged := make(chan error, 1)
 	var srvp atomic.Pointer[testServer]
-	srv := startServer(t, func(ctx context.Context, c ivr.Call) {
-		srv := srvp.Load()
-		if err := c.Answer(ctx); err != nil {
-			bridged <- err
-			return
-		}
-		leg, err := srv.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{Extension: "1001"}, Caller: c, CaseNumber: "C-20261128-0001", Timeout: 5 * time.Second})
-		if err != nil {
-			bridged <- err
-			return
-		}
-		select {
-		case <-leg.Answered():
-		case <-leg.Done():
-			bridged <- leg.Err()
-			return
-		}
-		err = srv.Bridge(ctx, c, leg)
-		_ = leg.Hangup(context.Background(), "bridge over")
-		bridged <- err
-	}, withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) { c.Flagger = flags })
+	srv := startServer(t, ringAndBridge(&srvp, "1001", bridged), withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) { c.Flagger = flags })
 	srvp.Store(srv)
 
 	agentRep := make(chan phone.Report, 1)

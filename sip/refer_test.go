@@ -100,27 +100,7 @@ func TestReferFromBridgedAgent(t *testing.T) {
 			dir := routing.NewDirectory([]routing.Destination{{ID: "12315", Number: "12315"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			bridged := make(chan error, 1)
 			var srvp atomic.Pointer[testServer]
-			srv := startServer(t, func(ctx context.Context, c ivr.Call) {
-				srv := srvp.Load()
-				if err := c.Answer(ctx); err != nil {
-					bridged <- err
-					return
-				}
-				leg, err := srv.RingAgent(ctx, routing.AgentRing{Agent: routing.Agent{Extension: "1001"}, Caller: c, CaseNumber: "C-1", Timeout: 5 * time.Second})
-				if err != nil {
-					bridged <- err
-					return
-				}
-				select {
-				case <-leg.Answered():
-				case <-leg.Done():
-					bridged <- leg.Err()
-					return
-				}
-				err = srv.Bridge(ctx, c, leg)
-				_ = leg.Hangup(context.Background(), "bridge over")
-				bridged <- err
-			}, withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) {
+			srv := startServer(t, ringAndBridge(&srvp, "1001", bridged), withRegistrar(newCreds(map[string]string{"1001": "pw"})), func(_ *media.Config, c *Config) {
 				c.Destinations, c.Transfers = dir, tr
 			})
 			srvp.Store(srv)

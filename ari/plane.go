@@ -114,12 +114,18 @@ func New(cfg Config) (*Plane, error) {
 	return &Plane{cfg: cfg, client: c, log: log.With("plane", "ari", "app", cfg.App), calls: map[string]*call{}}, nil
 }
 
-// ActiveCalls is the number of calls the plane carries now (for /healthz,
-// like the sip plane's).
+// ActiveCalls is the number of inbound calls the plane carries now (for
+// /healthz, like the sip plane's: legs to agents and lines not counted).
 func (p *Plane) ActiveCalls() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.calls)
+	n := 0
+	for _, c := range p.calls {
+		if c.out == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Client is the plane's ARI client (for bridging and originate).

@@ -226,19 +226,26 @@ func (r callResult) agentHeard() string {
 }
 
 // TestStrategyOrder: callers reach agents in the queue strategy's order.
-// The agents log in one after the other, in the order 1003, 1001, 1002,
-// about a second apart; then callers come one at a time, each after the
-// previous call ended. Longest-idle (the default) gives the first three to
-// the agents in the order they logged in, the fourth to the one whose call
-// ended first; round-robin goes by id whatever the idle times.
+// Agents log in (logged-out -> available) at known, spaced times; callers
+// come one at a time, each after the previous call ended, and each tells
+// which agent it reached by the number (工号) it heard.
+//   - longest-idle (the default): 1003, 1001, 1002 log in in that order: the
+//     first three callers reach them in that order, the fourth the one whose
+//     call ended first (1003).
+//   - round-robin: the same log-ins, but the calls go by id: 1001, 1002,
+//     1003, 1001.
+//   - fewest-calls: 1001 alone takes two calls; then 1002 logs in and gets
+//     the next two (fewer calls), although 1001 has been idle longer.
 func TestStrategyOrder(t *testing.T) {
 	t.Parallel()
+	// Steps: "+ID" logs agent ID in; "ID" is a caller expected to reach ID.
 	for _, tc := range []struct {
 		strategy string
-		want     []string
+		steps    []string
 	}{
-		{"longest-idle", []string{"1003", "1001", "1002", "1003"}},
-		{"round-robin", []string{"1001", "1002", "1003", "1001"}},
+		{"longest-idle", []string{"+1003", "+1001", "+1002", "1003", "1001", "1002", "1003"}},
+		{"round-robin", []string{"+1003", "+1001", "+1002", "1001", "1002", "1003", "1001"}},
+		{"fewest-calls", []string{"+1001", "1001", "1001", "+1002", "1002", "1002"}},
 	} {
 		t.Run(tc.strategy, func(t *testing.T) {
 			t.Parallel()
@@ -247,43 +254,41 @@ func TestStrategyOrder(t *testing.T) {
 				", max_wait: 2m, overflow: flow, announce_first: 5m, ring_timeout: 8s, wrap_up: 500ms}\n"+
 				"  - {id: complaints}\n  - {id: suggestions}\n  - {id: followup}\n  - {id: supervisor}\n"), 0o600)
 			s := startServer(t, "", "--routing-config", rc)
-			ids := []string{"1001", "1002", "1003"}
 			phones := map[string]*phoneProc{}
-			for _, id := range ids {
-				s.ctl(t, []string{"HOTLINE_AGENT_PASSWORD=pw-" + id + "-secret"}, "agents", "add", id, "--name", "Agent "+id, "--extension", id, "--state", "logged-out")
-				phones[id] = agentPhone(t, s, id)
+			for _, st := range tc.steps {
+				if id, ok := strings.CutPrefix(st, "+"); ok {
+					s.ctl(t, []string{"HOTLINE_AGENT_PASSWORD=pw-" + id + "-secret"}, "agents", "add", id, "--name", "Agent "+id, "--extension", id, "--state", "logged-out")
+					phones[id] = agentPhone(t, s, id)
+				}
 			}
 			time.Sleep(time.Second) // registrations
-			for _, id := range []string{"1003", "1001", "1002"} {
-				s.ctl(t, nil, "agents", "state", id, "available")
-				time.Sleep(1100 * time.Millisecond)
+			var got, want []string
+			answers := map[string]int{}
+			for i, st := range tc.steps {
+				if id, ok := strings.CutPrefix(st, "+"); ok {
+					s.ctl(t, nil, "agents", "state", id, "available")
+					time.Sleep(1100 * time.Millisecond) // idle times a second apart; the router's refresh
+					continue
+				}
+				r := s.call(t, "--from", fmt.Sprintf("138001380%02d", 80+i), "--dtmf", "0", "--dtmf-after", "1s", "--hangup-after", "11s")
+				got, want = append(got, r.agentHeard()), append(want, st)
+				answers[st]++
+				time.Sleep(1500 * time.Millisecond) // wrap-up (500 ms) and the router's refresh
 			}
-			var got []string
-			for i := range tc.want {
-				r := s.call(t, "--from", fmt.Sprintf("1380013808%d", i), "--dtmf", "0", "--dtmf-after", "1s", "--hangup-after", "11s")
-				got = append(got, r.agentHeard())
-				time.Sleep(1500 * time.Millisecond) // wrap-up (500 ms) and the agents' refresh
-			}
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("%s: callers reached agents %v, want %v", tc.strategy, got, tc.want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: callers reached agents %v, want %v", tc.strategy, got, want)
 			}
 			// Each phone answered as many calls as the callers say.
-			for _, id := range ids {
-				phones[id].cancel()
+			for id, p := range phones {
+				p.cancel()
 				answered := 0
-				for _, rep := range phones[id].reports(t) {
+				for _, rep := range p.reports(t) {
 					if rep["answered"] == true {
 						answered++
 					}
 				}
-				want := 0
-				for _, g := range tc.want {
-					if g == id {
-						want++
-					}
-				}
-				if answered != want {
-					t.Errorf("%s: agent %s's phone answered %d calls, want %d", tc.strategy, id, answered, want)
+				if answered != answers[id] {
+					t.Errorf("%s: agent %s's phone answered %d calls, want %d", tc.strategy, id, answered, answers[id])
 				}
 			}
 		})

@@ -29,6 +29,14 @@ type Routing interface {
 	Callbacks(ctx context.Context, states ...string) ([]routing.Callback, error)
 	TakeCallback(ctx context.Context, id, agentID string) (routing.Callback, error)
 	Subscribe(agentID string) (<-chan routing.AgentEvent, func())
+	TransferCall(ctx context.Context, callID, destination, by string) error
+}
+
+// TransferCallRequest is the body of POST /api/v1/calls/{id}/transfer.
+type TransferCallRequest struct {
+	// Destination is a configured destination's id ("12315"); anything
+	// else is refused (403) and logged.
+	Destination string `json:"destination"`
 }
 
 // DestinationList is the body of GET /api/v1/destinations.
@@ -91,6 +99,7 @@ func (s *Server) routingRoutes() {
 	m.Handle("GET /api/v1/agents/{id}/events", s.routingRole(stateChangers, s.agentEvents))
 	m.Handle("GET /api/v1/callbacks", s.routingRole(routingReaders, s.listCallbacks))
 	m.Handle("POST /api/v1/callbacks/{id}/take", s.routingRole(stateChangers, s.takeCallback))
+	m.Handle("POST /api/v1/calls/{id}/transfer", s.routingRole(stateChangers, s.transferCall))
 }
 
 // routingRole admits the given roles and maps the routing errors.
@@ -105,6 +114,10 @@ func (s *Server) routingRole(roles []auth.Role, h handlerFunc) http.Handler {
 			return &Error{Message: "no such agent", Code: CodeNotFound, ID: id}
 		case errors.Is(err, routing.ErrNoCallback):
 			return &Error{Message: "no such open callback task", Code: CodeNotFound, ID: id}
+		case errors.Is(err, routing.ErrNotBridged):
+			return &Error{Message: "no such call talking with an agent or a line", Code: CodeNotFound, ID: id}
+		case errors.Is(err, routing.ErrNotConfigured):
+			return forbidden("%v (toll-fraud guard: only configured destinations)", err)
 		case errors.Is(err, routing.ErrBadAgent):
 			return badRequest("%v", err)
 		case errors.Is(err, routing.ErrAgentExists), errors.Is(err, routing.ErrAgentBusy):
@@ -280,5 +293,25 @@ func (s *Server) takeCallback(w http.ResponseWriter, r *http.Request, tok *auth.
 	}
 	s.log.Info("api: callback taken", "callback", c.ID, "agent", req.Agent, "actor", tok.Name)
 	writeJSON(w, http.StatusAccepted, CallbackView{Callback: c, Number: telemetry.MaskNumber(c.Number)})
+	return nil
+}
+
+// transferCall sends a caller who talks with an agent or a line on to a
+// configured destination (the agent's desktop, a supervisor); the call id
+// is the one the agent's events carry.
+func (s *Server) transferCall(w http.ResponseWriter, r *http.Request, tok *auth.Token) error {
+	var req TransferCallRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return badRequest("body: %v", err)
+	}
+	if req.Destination == "" {
+		return badRequest("destination: required")
+	}
+	by := string(tok.Role) + " " + tok.Name
+	if err := s.cfg.Routing.TransferCall(r.Context(), r.PathValue("id"), req.Destination, by); err != nil {
+		return err
+	}
+	s.log.Info("api: call transfer requested", "call", r.PathValue("id"), "destination", req.Destination, "actor", tok.Name)
+	writeJSON(w, http.StatusAccepted, map[string]string{"call": r.PathValue("id"), "destination": req.Destination, "state": "transferring"})
 	return nil
 }

@@ -140,6 +140,18 @@ func TestRoutingAPI(t *testing.T) {
 	if _, err := as["1001"].TakeCallback(ctx, "nope", ""); statusOf(err) != http.StatusNotFound {
 		t.Fatalf("take unknown: %v", err)
 	}
+	// Transfers of calls in progress: anything but a configured
+	// destination is refused (403, toll-fraud guard), a call in no bridge
+	// is 404, and an auditor may not transfer.
+	if err := as["1001"].TransferCall(ctx, "call-9", "0085212345678"); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("transfer to an unconfigured number: %v", err)
+	}
+	if err := as["sam"].TransferCall(ctx, "call-9", "12315"); statusOf(err) != http.StatusNotFound {
+		t.Fatalf("transfer of a call in no bridge: %v", err)
+	}
+	if err := as["rita"].TransferCall(ctx, "call-9", "12315"); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("auditor transferred: %v", err)
+	}
 	if err := as["sam"].RemoveAgent(ctx, "1002"); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("supervisor removed: %v", err)
 	}

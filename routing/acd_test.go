@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -642,5 +643,48 @@ func TestAgentTransfersCaller(t *testing.T) {
 	}
 	if fig := f.r.Figures(); fig.Destinations[0].Transfers != 1 || fig.Destinations[0].Answered != 1 {
 		t.Errorf("destination figures %+v", fig.Destinations[0])
+	}
+}
+
+// TestTransferCallAPI: a supervisor or the agent's desktop sends a bridged
+// caller on (the API): the bridge ends, the router transfers the caller;
+// an unconfigured destination is refused and counted, an unknown call is
+// ErrNotBridged.
+func TestTransferCallAPI(t *testing.T) {
+	cfg := &Config{Queues: []Queue{testQueue("general")}, Destinations: []Destination{
+		{ID: "12315", Number: "12315", Trunk: "sip:127.0.0.1:5099", Fallback: "general", Names: map[string]string{"zh-CN": "12315"}},
+	}}
+	f := newFixture(t, cfg)
+	f.addAgent("1001", Available, Skills{})
+	f.dialer.set("1001", behaviour{answerAfter: time.Millisecond, talk: time.Minute})
+	f.dialer.lines["12315"] = behaviour{answerAfter: 5 * time.Millisecond, talk: 50 * time.Millisecond}
+	ctx := context.Background()
+	_, ch := f.routeQueued(ctx, "c1", queueDecision("general"))
+	waitFor(t, "agent bridged", 2*time.Second, func() bool {
+		f.dialer.mu.Lock()
+		defer f.dialer.mu.Unlock()
+		return len(f.dialer.bridged) == 1
+	})
+	if err := f.r.TransferCall(ctx, "c1", "0085212345678", "supervisor s1"); !errors.Is(err, ErrNotConfigured) {
+		t.Fatalf("unconfigured: %v", err)
+	}
+	if err := f.r.TransferCall(ctx, "nobody", "12315", "supervisor s1"); !errors.Is(err, ErrNotBridged) {
+		t.Fatalf("unknown call: %v", err)
+	}
+	if err := f.r.TransferCall(ctx, "c1", "12315", "agent 1001"); err != nil {
+		t.Fatal(err)
+	}
+	res := <-ch
+	if res.err != nil || res.out.Status != ivr.OutcomeReturned || !strings.Contains(res.out.Reason, "destination") {
+		t.Fatalf("outcome %+v %v, want returned after the 12315 leg", res.out, res.err)
+	}
+	f.dialer.mu.Lock()
+	outs := slices.Clone(f.dialer.outs)
+	f.dialer.mu.Unlock()
+	if len(outs) != 1 || outs[0].Destination != "12315" {
+		t.Fatalf("dialled %+v", outs)
+	}
+	if fig := f.r.Figures(); fig.Refused != 1 {
+		t.Errorf("refused %d, want 1", fig.Refused)
 	}
 }

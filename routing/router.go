@@ -91,6 +91,9 @@ type Router struct {
 	cbs         int // callbacks booked
 	refused     int // transfers to unconfigured destinations
 	subs        map[string]map[chan AgentEvent]struct{}
+	// bridged: the calls in a bridge now (by call id), and how to end
+	// that bridge with a cause (TransferCall).
+	bridged map[string]context.CancelCauseFunc
 
 	kick    chan struct{}
 	stop    context.CancelFunc
@@ -169,7 +172,7 @@ func New(o Options) (*Router, error) {
 		o.CallbackAttempts = 3
 	}
 	r := &Router{o: o, cfg: o.Config, log: o.Logger, queues: map[string]*queue{}, agents: map[string]*Agent{},
-		pending: map[string]bool{}, held: map[string]*held{}, unreachable: map[string]time.Time{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}
+		pending: map[string]bool{}, held: map[string]*held{}, unreachable: map[string]time.Time{}, bridged: map[string]context.CancelCauseFunc{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}
 	r.dir = NewDirectory(o.Config.Destinations, o.Logger)
 	for _, qc := range o.Config.Queues {
 		q := &queue{cfg: qc}
@@ -356,7 +359,22 @@ func (r *Router) digitKeys(lang, s string) []string {
 // then hangs up the other side if needed. It reports whether the caller is
 // gone.
 func (r *Router) bridge(ctx context.Context, call ivr.Call, leg Leg) (callerGone bool, err error) {
-	err = r.o.Dialer.Bridge(ctx, call, leg)
+	// TransferCall ends the bridge by cancelling bctx with a
+	// *TransferRequest as its cause; the plane's Bridge then returns.
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.bridged[call.ID()] = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.bridged, call.ID())
+		r.mu.Unlock()
+	}()
+	err = r.o.Dialer.Bridge(bctx, call, leg)
+	if tr := (*TransferRequest)(nil); ctx.Err() == nil && errors.As(context.Cause(bctx), &tr) {
+		err = tr
+	}
 	callerGone = isDone(call)
 	if !isDone(leg) {
 		reason := "caller hung up"
@@ -428,6 +446,36 @@ func reasonOf(err error) string {
 		return "caller-hangup"
 	}
 	return "error"
+}
+
+// ErrNotBridged: TransferCall names a call that is in no bridge now.
+var ErrNotBridged = errors.New("routing: no such call in a bridge")
+
+// ErrNotConfigured: a transfer names something that is not a configured
+// destination (refused and logged: toll-fraud guard).
+var ErrNotConfigured = errors.New("routing: not a configured destination")
+
+// TransferCall sends a caller who is talking with an agent or a line on to
+// a configured destination (an agent's desktop, a supervisor: the API).
+// The bridge ends, the agent or line is hung up, and the router that owns
+// the call transfers it, as for a REFER. Anything but a configured
+// destination is refused and logged.
+func (r *Router) TransferCall(ctx context.Context, callID, destination, by string) error {
+	if _, ok := r.dir.Allowed(destination, "api by "+by); !ok {
+		r.mu.Lock()
+		r.refused++
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotConfigured, truncate(destination, 40))
+	}
+	r.mu.Lock()
+	cancel, ok := r.bridged[callID]
+	r.mu.Unlock()
+	if !ok {
+		return ErrNotBridged
+	}
+	r.log.Info("routing: transfer requested", "call", callID, "destination", destination, "by", by)
+	cancel(&TransferRequest{Destination: destination, By: by})
+	return nil
 }
 
 // transfer sends the call to a configured destination and bridges it.

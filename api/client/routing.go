@@ -104,6 +104,12 @@ func (c *Client) TakeCallback(ctx context.Context, id, agent string) (*api.Callb
 	return &out, nil
 }
 
+// TransferCall sends a caller who talks with an agent or a line on to a
+// configured destination.
+func (c *Client) TransferCall(ctx context.Context, callID, destination string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(callID)+"/transfer", nil, api.TransferCallRequest{Destination: destination}, nil)
+}
+
 // AgentEvents streams an agent's call events until ctx ends (the channel
 // is closed then, or when the server ends the stream).
 func (c *Client) AgentEvents(ctx context.Context, id string) (<-chan routing.AgentEvent, error) {

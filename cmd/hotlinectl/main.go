@@ -49,6 +49,7 @@ type CLI struct {
 	Queues       QueuesCmd       `cmd:"" help:"Agent queues and their live figures."`
 	Destinations DestinationsCmd `cmd:"" help:"Configured transfer destinations (12315, 12333, ...) and their figures."`
 	Callbacks    CallbacksCmd    `cmd:"" help:"Callback tasks (回拨): list, take."`
+	Calls        CallsCmd        `cmd:"" help:"Calls in progress: transfer a caller talking with an agent to a configured destination."`
 }
 
 // Globals is what every command's Run gets.

@@ -361,3 +361,26 @@ func (c *CallbacksTakeCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.out, "callback %s taken by %s: ringing the agent, then %s\n", cb.ID, cb.Agent, cb.Number)
 	return nil
 }
+
+// CallsCmd groups the commands on calls in progress.
+type CallsCmd struct {
+	Transfer CallsTransferCmd `cmd:"" help:"Send a caller talking with an agent or a line on to a configured destination (12315, 12333, ...)."`
+}
+
+// CallsTransferCmd: calls transfer CALL-ID DESTINATION.
+type CallsTransferCmd struct {
+	ID          string `arg:"" help:"The call id (from the agent's events)."`
+	Destination string `arg:"" help:"A configured destination's id (hotlinectl destinations list)."`
+}
+
+func (c *CallsTransferCmd) Run(g *Globals) error {
+	cl, err := g.Client()
+	if err != nil {
+		return err
+	}
+	if err := cl.TransferCall(g.ctx, c.ID, c.Destination); err != nil {
+		return g.explain(err)
+	}
+	fmt.Fprintf(g.out, "call %s: transferring to %s\n", c.ID, c.Destination)
+	return nil
+}

@@ -66,11 +66,14 @@ func TestReadmeAgentsAndLines(t *testing.T) {
 	for _, p := range []string{"5070", "5071", "5072", "5080"} {
 		ports["127.0.0.1:"+p] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	}
+	// One pass (strings.Replacer): a free port written in may not be
+	// rewritten again by another pair (127.0.0.1:5060 -> 127.0.0.1:50701).
 	move := func(s string) string {
+		var pairs []string
 		for from, to := range ports {
-			s = strings.ReplaceAll(s, from, to)
+			pairs = append(pairs, from, to)
 		}
-		return s
+		return strings.NewReplacer(pairs...).Replace(s)
 	}
 	// A working folder laid out like the repository: bin/, deploy/local/,
 	// and var/ as hotlined's data folder (hotlinectl reads ./var/admin.token).
@@ -81,9 +84,10 @@ func TestReadmeAgentsAndLines(t *testing.T) {
 
 	var s *server
 	type bg struct {
-		cmd string
-		out *bytes.Buffer
-		p   *exec.Cmd
+		cmd  string
+		out  *bytes.Buffer
+		p    *exec.Cmd
+		done chan struct{}
 	}
 	var phones []bg
 	var calls []string // commands of the calls
@@ -125,12 +129,20 @@ func TestReadmeAgentsAndLines(t *testing.T) {
 		case s == nil:
 			t.Fatalf("README runs %q before starting hotlined", c)
 		case strings.HasSuffix(c, "&"):
-			b := &bg{cmd: c, out: &bytes.Buffer{}}
+			b := &bg{cmd: c, out: &bytes.Buffer{}, done: make(chan struct{})}
 			b.p = run(move(strings.TrimSuffix(c, "&")), b.out)
 			if err := b.p.Start(); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { syscall.Kill(-b.p.Process.Pid, syscall.SIGKILL); b.p.Wait() })
+			go func() { b.p.Wait(); close(b.done) }()
+			t.Cleanup(func() {
+				select {
+				case <-b.done:
+				default:
+					syscall.Kill(-b.p.Process.Pid, syscall.SIGKILL)
+					<-b.done
+				}
+			})
 			phones = append(phones, *b)
 			time.Sleep(time.Second) // the phone registers
 		case strings.Contains(c, "callsim call"):
@@ -138,7 +150,9 @@ func TestReadmeAgentsAndLines(t *testing.T) {
 			cmd := run(move(c), &out)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			done := make(chan error, 1)
-			cmd.Start()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
 			go func() { done <- cmd.Wait() }()
 			select {
 			case err := <-done:
@@ -171,7 +185,12 @@ func TestReadmeAgentsAndLines(t *testing.T) {
 	reports := map[string][]map[string]any{}
 	for _, b := range phones {
 		syscall.Kill(-b.p.Process.Pid, syscall.SIGINT)
-		b.p.Wait()
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("README %q did not end on SIGINT", b.cmd)
+			continue
+		}
 		role := "line"
 		if strings.Contains(b.cmd, "callsim agent") {
 			role = "agent"

@@ -15,7 +15,11 @@
 // phone/load.schema.json) and exits 1 when a setup failed; on a terminal it
 // shows a live progress line on stderr. line and agent print one report
 // per call (JSON lines with --json) until interrupted or --calls calls have
-// ended. Exit status 2 is a usage error. Caller numbers are masked
+// ended. Every role sends a tone (--tone-hz, default 400 Hz) and can count
+// the frames of given frequencies it receives (--detect-tone, reported as
+// tones_received): with a different tone per party, a bridge or a
+// three-party call shows whose audio reaches whom. Exit status 2 is a
+// usage error. Caller numbers are masked
 // everywhere, the JSON included.
 package main
 

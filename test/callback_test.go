@@ -105,6 +105,7 @@ func TestCallbackAfterAbandon(t *testing.T) {
 	// The task is linked to the case the abandoned call opened.
 	var c struct {
 		Number  string `json:"number"`
+		CallID  string `json:"call_id"`
 		Outcome string `json:"outcome"`
 		Events  []struct {
 			Kind    string `json:"kind"`
@@ -117,8 +118,8 @@ func TestCallbackAfterAbandon(t *testing.T) {
 		t.Fatalf("the callback's case %s: %s", cb.Case, out)
 	}
 	t.Logf("case %s: outcome %s, events %+v", c.Number, c.Outcome, c.Events)
-	if c.Outcome != "abandoned" {
-		t.Errorf("case outcome %q, want abandoned", c.Outcome)
+	if c.Outcome != "abandoned" || c.CallID != cb.CallID {
+		t.Errorf("case outcome %q call %q, want abandoned, the task's call %q", c.Outcome, c.CallID, cb.CallID)
 	}
 
 	// The agent logs in and takes the task: the agent's phone rings first,

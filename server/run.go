@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	dialer := &routing.LateDialer{}
 	router, err := routing.New(routing.Options{Config: rcfg, Store: rstore, Dialer: dialer,
-		Calendars: cals, Catalogue: lib.Catalogue, MeterProvider: tel.MeterProvider, Logger: log})
+		Calendars: cals, Catalogue: lib.Catalogue, MeterProvider: tel.MeterProvider, Logger: log, Callbacks: callbackRecorder{cases: caseStore}})
 	if err != nil {
 		return err
 	}

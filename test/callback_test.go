@@ -157,8 +157,25 @@ func TestCallbackAfterAbandon(t *testing.T) {
 	if strings.Contains(phone.out.String(), citizen) || strings.Contains(agent.out.String(), citizen) {
 		t.Errorf("an unmasked number in the phones' reports")
 	}
+	// The case records the callback: a routed event naming the agent.
+	var after struct {
+		Agent   string `json:"agent"`
+		Outcome string `json:"outcome"`
+		Events  []struct {
+			Kind    string `json:"kind"`
+			Queue   string `json:"queue"`
+			Agent   string `json:"agent"`
+			Account string `json:"account"`
+		} `json:"events"`
+	}
 	out := s.ctl(t, nil, "--json", "cases", "show", cb.Case)
-	t.Logf("case after the callback: %s", out)
+	if err := json.Unmarshal(out, &after); err != nil || len(after.Events) == 0 {
+		t.Fatalf("case after the callback: %v: %s", err, out)
+	}
+	last := after.Events[len(after.Events)-1]
+	if last.Kind != "routed" || last.Agent != "1001" || last.Account != "callback "+cb.ID || after.Agent != "1001" || after.Outcome != "abandoned" {
+		t.Errorf("case after the callback: agent %q outcome %q last event %+v; want routed to 1001 by callback %s, outcome still abandoned", after.Agent, after.Outcome, last, cb.ID)
+	}
 	s.Stop()
 	assertNoUnmaskedNumbers(t, []string{citizen}, s.LogFile, s.Trace)
 }

@@ -425,9 +425,21 @@ func (r *Router) connected(ctx context.Context, w *waiter, c connected) (ivr.Out
 	keys = append(keys, r.key(w.lang, "agent-at-your-service"))
 	var callerGone bool
 	var berr error
-	if err := w.call.Play(ctx, keys, false); err != nil {
-		callerGone = true
+	// Meanwhile the agent hears a short whisper (a 12345 call, connecting)
+	// rather than silence; the case number reached the phone with the
+	// INVITE and the agent's events. Both end before the bridge.
+	whispered := make(chan struct{})
+	go func() {
+		defer close(whispered)
+		c.leg.Play(ctx, []string{r.key(ivr.DefaultLanguage, "agent-whisper")}, false)
+	}()
+	err := w.call.Play(ctx, keys, false)
+	if err != nil {
 		c.leg.Hangup(context.WithoutCancel(ctx), "caller hung up")
+	}
+	<-whispered
+	if err != nil {
+		callerGone = true
 	} else {
 		callerGone, berr = r.bridge(ctx, w.call, c.leg)
 	}

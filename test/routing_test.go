@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,11 @@ func TestAgentTakesCallerWhoPressed0(t *testing.T) {
 	t.Logf("agent report: %v", a)
 	if a["answered"] != true || num(a, "rtp_received") < 100 {
 		t.Errorf("the agent did not get the caller's audio through the bridge: %v", a)
+	}
+	// While the caller hears the 工号, the agent hears the whisper, not
+	// silence.
+	if heard, _ := a["prompts_heard"].([]any); !slices.Contains(heard, any("zh-CN/agent-whisper")) {
+		t.Errorf("the agent heard %v; want the whisper before the bridge", heard)
 	}
 	if r.RTPReceived < 300 {
 		t.Errorf("caller received only %d packets", r.RTPReceived)

@@ -54,6 +54,13 @@ type SessionConfig struct {
 	// OnPacket is called for every inbound packet on the receive goroutine;
 	// it must not retain h or payload.
 	OnPacket func(h *rtp.Header, payload []byte, arrival time.Time)
+	// AwaitRemote: Remote is unknown now and will come from signalling
+	// (an outbound leg: the SDP answer, then SetRemote). Until then the
+	// session does not latch to an unknown source, so it need not have a
+	// pool socket without other such sessions: ringing legs share the
+	// pool instead of growing it by one socket each. Packets before
+	// SetRemote are dropped (DroppedUnknownSource).
+	AwaitRemote bool
 }
 
 // PlayOptions controls a playback.

@@ -857,3 +857,62 @@ func TestIPv6Loopback(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestAwaitRemoteSharesSockets: sessions whose remote will come from
+// signalling (ringing outbound legs) share the pool; sessions that may
+// latch to any source each need a socket without another such pending
+// one, so the pool grows for them. After SetRemote an awaiting session
+// receives from its remote.
+func TestAwaitRemoteSharesSockets(t *testing.T) {
+	e := newEngine(t, Config{Sockets: 2, InactivityTimeout: -1})
+	var legs []*Session
+	for range 20 {
+		s, err := e.NewSession(SessionConfig{PayloadType: 8, AwaitRemote: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		legs = append(legs, s)
+	}
+	if n := e.Stats().Sockets; n != 2 {
+		t.Fatalf("20 awaiting sessions grew the pool to %d sockets, want 2", n)
+	}
+	for range 3 {
+		if _, err := e.NewSession(SessionConfig{PayloadType: 8}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.Stats().Sockets; n < 3 {
+		t.Fatalf("3 latching sessions on %d sockets: each needs one without another pending", n)
+	}
+	// A packet for an awaiting leg before its answer is dropped, not latched.
+	far, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer far.Close()
+	got := make(chan uint32, 4)
+	leg := legs[0]
+	leg.cfg.OnPacket = func(h *rtp.Header, _ []byte, _ time.Time) { got <- h.SSRC }
+	send := func(ssrc uint32) {
+		b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SSRC: ssrc}, Payload: make([]byte, 160)}).Marshal()
+		if _, err := far.WriteToUDP(b, net.UDPAddrFromAddrPort(leg.LocalAddr())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1)
+	select {
+	case s := <-got:
+		t.Fatalf("an awaiting leg took packet %d from an unknown source", s)
+	case <-time.After(200 * time.Millisecond):
+	}
+	leg.SetRemote(far.LocalAddr().(*net.UDPAddr).AddrPort())
+	send(2)
+	select {
+	case s := <-got:
+		if s != 2 {
+			t.Fatalf("got SSRC %d", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("nothing received after SetRemote")
+	}
+}

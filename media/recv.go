@@ -182,7 +182,7 @@ func (ps *poolSock) latch(src netip.AddrPort) *Session {
 func (ps *poolSock) latchCandidateLocked(src netip.AddrPort) *Session {
 	var cand *Session
 	for _, s := range ps.all {
-		if s.heard.Load() || s.closedA.Load() || !latchEligible(s.key, src) {
+		if s.heard.Load() || s.closedA.Load() || s.awaiting() || !latchEligible(s.key, src) {
 			continue
 		}
 		if cand != nil {
@@ -202,7 +202,7 @@ func (ps *poolSock) pendingLatch() bool {
 	ps.mu.RLock()
 	defer ps.mu.RUnlock()
 	for _, s := range ps.all {
-		if !s.heard.Load() && !s.closedA.Load() && needsLatch(s.key) {
+		if !s.heard.Load() && !s.closedA.Load() && !s.awaiting() && needsLatch(s.key) {
 			return true
 		}
 	}
@@ -215,6 +215,12 @@ func (ps *poolSock) markHeard(s *Session) {
 	if s.heard.CompareAndSwap(false, true) {
 		ps.unheard.Add(-1)
 	}
+}
+
+// awaiting reports a session whose remote will come from signalling
+// (SessionConfig.AwaitRemote) and has not yet. Called with ps.mu held.
+func (s *Session) awaiting() bool {
+	return s.cfg.AwaitRemote && !s.key.IsValid()
 }
 
 // latchEligible reports whether a session expecting exp may latch to a

@@ -68,21 +68,24 @@ func TestRelayLoad(t *testing.T) {
 			}
 		}
 	}
-	var hubAddrs []string
-	if err := json.Unmarshal([]byte(line()), &hubAddrs); err != nil {
-		t.Fatal(err)
-	}
-
+	// The phones first, as the callers and agents whose offers and answers
+	// give hotlined their addresses: the hub then creates every session
+	// with its remote known, as the sip plane does for an inbound call.
+	// (Sessions created with no remote wait to latch and each get a socket
+	// of their own; an outbound leg is in that state only while it rings.)
+	// Until the hub's addresses are known the phones send to the discard
+	// port, which keeps their own pool small for the same reason.
 	ph := newEngine(t, Config{Sockets: 16, InactivityTimeout: -1})
 	var rxPhones countingRx
 	frame := make([]byte, 160)
 	for i := range frame {
 		frame[i] = 0xd5
 	}
+	discard := netip.MustParseAddrPort("127.0.0.1:9")
 	phoneAddrs := make([]string, 2*calls)
+	phones := make([]*Session, 2*calls)
 	var raw []*net.UDPConn
 	for i := range 2 * calls {
-		hub := netip.MustParseAddrPort(hubAddrs[i])
 		if i < 2*probes {
 			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
@@ -93,16 +96,26 @@ func TestRelayLoad(t *testing.T) {
 			phoneAddrs[i] = c.LocalAddr().String()
 			continue
 		}
-		s, err := ph.NewSession(SessionConfig{Remote: hub, PayloadType: 8, OnPacket: rxPhones.on})
+		s, err := ph.NewSession(SessionConfig{Remote: discard, PayloadType: 8, OnPacket: rxPhones.on})
 		if err != nil {
 			t.Fatal(err)
 		}
+		phones[i] = s
 		phoneAddrs[i] = s.LocalAddr().String()
 	}
 	b, _ := json.Marshal(phoneAddrs)
 	fmt.Fprintf(stdin, "%s\n", b)
+	var hubAddrs []string
+	if err := json.Unmarshal([]byte(line()), &hubAddrs); err != nil {
+		t.Fatal(err)
+	}
 	if s := line(); s != "READY" {
 		t.Fatalf("hub: %q", s)
+	}
+	for i, s := range phones {
+		if s != nil {
+			s.SetRemote(netip.MustParseAddrPort(hubAddrs[i]))
+		}
 	}
 	// The phones talk from now on.
 	for _, s := range sessionsOf(ph) {
@@ -155,6 +168,8 @@ func TestRelayLoad(t *testing.T) {
 		CPU, Wall         time.Duration
 		Relayed, Sendmmsg uint64
 		Received          uint64
+		Recvmmsg          uint64
+		Sockets           int
 	}
 	if err := json.Unmarshal([]byte(line()), &res); err != nil {
 		t.Fatal(err)
@@ -169,8 +184,9 @@ func TestRelayLoad(t *testing.T) {
 	t.Logf("%d bridged calls for %v: hub CPU %v (%.1f%% of one core): %.0f ms CPU per bridged call-minute",
 		calls, res.Wall.Round(time.Millisecond), res.CPU.Round(time.Millisecond), 100*res.CPU.Seconds()/res.Wall.Seconds(),
 		float64(res.CPU.Milliseconds())/callMin)
-	t.Logf("hub received %d, relayed %d packets (%.0f/s), %.1f packets per sendmmsg; phones received %d",
-		res.Received, res.Relayed, float64(res.Relayed)/res.Wall.Seconds(), float64(res.Relayed)/float64(max(res.Sendmmsg, 1)), rx)
+	t.Logf("hub sockets %d", res.Sockets)
+	t.Logf("hub received %d (%.1f packets per recvmmsg), relayed %d packets (%.0f/s), %.1f packets per send call; phones received %d",
+		res.Received, float64(res.Received)/float64(max(res.Recvmmsg, 1)), res.Relayed, float64(res.Relayed)/res.Wall.Seconds(), float64(res.Relayed)/float64(max(res.Sendmmsg, 1)), rx)
 	t.Logf("one-way latency through the hub p50 %v p99 %v max %v; direct loopback p50 %v p99 %v",
 		viaHub.quantileFine(0.5), viaHub.quantileFine(0.99), time.Duration(viaHub.max.Load()), direct.quantileFine(0.5), direct.quantileFine(0.99))
 	if res.Relayed < uint64(float64(calls)*2*50*res.Wall.Seconds()*0.9) {
@@ -271,16 +287,6 @@ func relayHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ss := make([]*Session, 2*calls)
-	addrs := make([]string, 2*calls)
-	for i := range ss {
-		if ss[i], err = e.NewSession(SessionConfig{PayloadType: 8}); err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = ss[i].LocalAddr().String()
-	}
-	b, _ := json.Marshal(addrs)
-	fmt.Printf("HUB %s\n", b)
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<24)
 	if !in.Scan() {
@@ -290,13 +296,20 @@ func relayHub(t *testing.T) {
 	if err := json.Unmarshal(in.Bytes(), &phones); err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range ss {
-		s.SetRemote(netip.MustParseAddrPort(phones[i]))
+	ss := make([]*Session, 2*calls)
+	addrs := make([]string, 2*calls)
+	for i := range ss {
+		if ss[i], err = e.NewSession(SessionConfig{Remote: netip.MustParseAddrPort(phones[i]), PayloadType: 8}); err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ss[i].LocalAddr().String()
 	}
 	for i := 0; i < len(ss); i += 2 {
 		ss[i].RelayTo(ss[i+1], nil)
 		ss[i+1].RelayTo(ss[i], nil)
 	}
+	b, _ := json.Marshal(addrs)
+	fmt.Printf("HUB %s\n", b)
 	fmt.Println("HUB READY")
 	in.Scan() // START
 	st0, cpu0, t0 := e.Stats(), cpuTime(), time.Now()
@@ -305,7 +318,7 @@ func relayHub(t *testing.T) {
 	out, _ := json.Marshal(map[string]any{
 		"CPU": cpu1 - cpu0, "Wall": wall,
 		"Relayed": st1.PacketsSent - st0.PacketsSent, "Sendmmsg": st1.SendCalls - st0.SendCalls,
-		"Received": st1.PacketsReceived - st0.PacketsReceived,
+		"Received": st1.PacketsReceived - st0.PacketsReceived, "Recvmmsg": st1.RecvCalls - st0.RecvCalls, "Sockets": st1.Sockets,
 	})
 	fmt.Printf("HUB %s\n", out)
 }

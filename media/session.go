@@ -124,7 +124,7 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	// the pool grows; at MaxSockets we settle for a unique pair, then for
 	// anything.
 	var chosen, fallback *poolSock
-	needLatch := needsLatch(remote)
+	needLatch := needsLatch(remote) && !(cfg.AwaitRemote && !remote.IsValid())
 	n := len(e.socks)
 	best, bestFB := -1, -1
 	for i := range n {

@@ -166,6 +166,9 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 	sess, err := s.cfg.Engine.NewSession(media.SessionConfig{
 		PayloadType: uint8(prompts.PCMA), DTMFPayloadType: dtmfOfferPT,
 		OnDigit: func(d byte) { l.digit(d) }, OnInactive: l.onInactive,
+		// The far end's address comes with its SDP answer (SetRemote):
+		// ringing legs share pool sockets instead of one socket each.
+		AwaitRemote: true,
 	})
 	if err != nil {
 		l.span.End()

@@ -320,6 +320,11 @@ func startSIP(ctx context.Context, cfg *Config, lib *prompts.Library, h sip.Hand
 		return nil, fmt.Errorf("media: %w", err)
 	}
 	*closers = append(*closers, func(context.Context) error { return eng.Close() })
+	reg, err := eng.RegisterMetrics(tel.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("media: metrics: %w", err)
+	}
+	*closers = append(*closers, func(context.Context) error { return reg.Unregister() })
 	sc := sip.Config{
 		Listen:         cfg.SIPListen,
 		MediaAddr:      mediaIP,

@@ -36,8 +36,8 @@ func main() {
 	flag.Parse()
 	b := &bench{bin: *binDir}
 	fmt.Printf("## Load figures (hotlined and callsim share this machine: %s, %d cores, %s)\n\n", cpuModel(), runtime.NumCPU(), runtime.Version())
-	fmt.Println("| calls | hold | setups ok/failed | hotlined CPU ms per call-minute | hotlined RSS per call | heap per call | interarrival p99 / max | packets lost | callsim CPU ms/call-min |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| calls | hold | setups ok/failed | hotlined CPU ms per call-minute | hotlined RSS per call | heap per call | interarrival p99 / max (callsim) | hotlined pacer ticks late >5 ms / worst lag | packets lost | callsim CPU ms/call-min |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -146,10 +146,16 @@ func (b *bench) concurrency(n, rate int, hold time.Duration) error {
 	window := hold - 6*time.Second
 	time.Sleep(ramp)
 	c0, t0 := cpuTime(s.pid), time.Now()
+	// hotlined's own pacer punctuality over the window: jitter it adds,
+	// apart from what callsim (on the same cores) measures on arrival.
+	late0, ticks0 := promValue(s.http, "hotline_media_pacer_late_ticks_total"), promValue(s.http, "hotline_media_pacer_ticks_total")
 	time.Sleep(window / 2)
 	memRSS, memHeap := rss(s.pid), heapInuse(s.http)
 	time.Sleep(window / 2)
 	c1, t1 := cpuTime(s.pid), time.Now()
+	late := promValue(s.http, "hotline_media_pacer_late_ticks_total") - late0
+	ticks := promValue(s.http, "hotline_media_pacer_ticks_total") - ticks0
+	maxLag := promValue(s.http, "hotline_media_pacer_max_lag_seconds")
 	if err := cmd.Wait(); err != nil && out.Len() == 0 {
 		return fmt.Errorf("callsim: %w", err)
 	}
@@ -159,10 +165,10 @@ func (b *bench) concurrency(n, rate int, hold time.Duration) error {
 	}
 	callMinutes := float64(n) * t1.Sub(t0).Minutes()
 	cpuMS := (c1 - c0).Seconds() * 1000 / callMinutes
-	fmt.Printf("| %d | %s | %d/%d | %.1f | %s | %s | %.1f / %.1f ms | %d of %d | %.0f |\n",
+	fmt.Printf("| %d | %s | %d/%d | %.1f | %s | %s | %.1f / %.1f ms | %.3f%% / %.1f ms | %d of %d | %.0f |\n",
 		n, hold, r.SetupsOK, r.SetupsFailed, cpuMS, kib(float64(memRSS-baseRSS)/float64(n)),
 		kib(float64(memHeap-baseHeap)/float64(n)), r.Interarrival.P99, r.Interarrival.Max,
-		r.PacketsLost, r.PacketsRecv, r.CPUPerCallMin)
+		100*late/max(ticks, 1), maxLag*1000, r.PacketsLost, r.PacketsRecv, r.CPUPerCallMin)
 	return nil
 }
 
@@ -242,7 +248,11 @@ func rss(pid int) int64 {
 }
 
 // heapInuse reads go_memstats_heap_inuse_bytes from /metrics.
-func heapInuse(addr string) int64 {
+func heapInuse(addr string) int64 { return int64(promValue(addr, "go_memstats_heap_inuse_bytes")) }
+
+// promValue reads one unlabelled sample from hotlined's /metrics (0 when
+// missing).
+func promValue(addr, name string) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/metrics", nil)
@@ -253,9 +263,9 @@ func heapInuse(addr string) int64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			return int64(f)
+			return f
 		}
 	}
 	return 0

@@ -197,6 +197,7 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		fromUser = fromName
 	}
 	var firstErr error
+	launched := 0
 	for _, t := range targets {
 		callID := uuid.NewString()
 		req := sip.NewRequest(sip.INVITE, t)
@@ -246,19 +247,19 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		l.forks = append(l.forks, fk)
 		l.pending++
 		l.mu.Unlock()
+		launched++
 		go l.wait(fctx, fk)
 	}
-	l.mu.Lock()
-	n := l.pending
-	l.mu.Unlock()
-	if n == 0 {
+	// Counted here, not from l.pending: a fork that is answered (or fails)
+	// at once may already have left pending.
+	if launched == 0 {
 		stop(nil)
 		sess.Close()
 		l.span.SetAttributes(attribute.String("leg.outcome", "unreachable"))
 		l.span.End()
 		return nil, fmt.Errorf("sip: dial %s: %w: %v", what, routing.ErrUnreachable, firstErr)
 	}
-	l.log.Info("leg ringing", "forks", n)
+	l.log.Info("leg ringing", "forks", launched)
 	return l, nil
 }
 

@@ -38,6 +38,17 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building binaries:", err)
 		os.Exit(1)
 	}
+	if os.Getenv("HOTLINE_TEST_RACE") == "1" {
+		// hotlined with the race detector (slower: run a few tests, e.g.
+		// -run 'TestPlaneScenarios|TestAgent'); a race it reports fails
+		// the test that ran it (Stop reads the log).
+		race := exec.Command("go", "build", "-race", "-o", dir+"/", "../cmd/hotlined")
+		race.Stdout, race.Stderr = os.Stdout, os.Stderr
+		if err := race.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building hotlined -race:", err)
+			os.Exit(1)
+		}
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -170,6 +181,9 @@ func (s *server) Stop() {
 			s.cmd.Process.Kill()
 			<-s.exited
 			s.t.Errorf("hotlined did not exit within 60 s of SIGTERM")
+		}
+		if log := s.Log(); strings.Contains(log, "WARNING: DATA RACE") {
+			s.t.Errorf("hotlined reported a data race (HOTLINE_TEST_RACE):\n%s", log[strings.Index(log, "WARNING: DATA RACE"):])
 		}
 	})
 }

@@ -184,18 +184,12 @@ func TestAgentWhoNeverAnswers(t *testing.T) {
 func TestBusyLineFallsBack(t *testing.T) {
 	t.Parallel()
 	linePort := freePort(t)
-	rc := filepath.Join(t.TempDir(), "routing.yaml")
-	os.WriteFile(rc, []byte(strings.ReplaceAll(`destinations:
-  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:PORT", fallback: general, names: {zh-CN: 12315, en: 12315}}
-  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
-  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
-  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
-queues:
+	rc := routingWithLine(t, linePort, `queues:
   - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: complaints}
   - {id: suggestions}
   - {id: followup}
-`, "PORT", fmt.Sprint(linePort))), 0o600)
+`)
 	s := startServer(t, "", "--routing-config", rc)
 	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort), "--busy", "--json")
 	time.Sleep(300 * time.Millisecond)

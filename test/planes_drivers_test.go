@@ -402,21 +402,12 @@ func rowRouting(t *testing.T, sc scenario) (args []string, linePort int) {
 		return []string{"--routing-config", filepath.Join("testdata", "planes-routing.yaml")}, 0
 	}
 	linePort = freePort(t)
-	f := filepath.Join(t.TempDir(), "routing.yaml")
-	err := os.WriteFile(f, []byte(fmt.Sprintf(`destinations:
-  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:%d", fallback: general, names: {zh-CN: 12315, en: 12315}}
-  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
-  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
-  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
-queues:
+	f := routingWithLine(t, linePort, `queues:
   - {id: general, max_wait: 30s, overflow: callback, announce_first: 1m, ring_timeout: 10s, wrap_up: 1s}
   - {id: complaints, max_wait: 1s, overflow: callback, announce_first: 1m}
   - {id: suggestions, max_wait: 1s, overflow: callback, announce_first: 1m}
   - {id: followup, max_wait: 1s, overflow: callback, announce_first: 1m}
-`, linePort)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	return []string{"--routing-config", f}, linePort
 }
 

@@ -152,18 +152,12 @@ func TestAgentTakesCallerWhoPressed0(t *testing.T) {
 func TestCallerReaches12315Line(t *testing.T) {
 	t.Parallel()
 	linePort := freePort(t)
-	cfg := filepath.Join(t.TempDir(), "routing.yaml")
-	os.WriteFile(cfg, []byte(strings.ReplaceAll(`destinations:
-  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:PORT", fallback: general, names: {zh-CN: 12315, en: 12315}}
-  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
-  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
-  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
-queues:
+	cfg := routingWithLine(t, linePort, `queues:
   - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: complaints, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: suggestions, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: followup, max_wait: 3s, overflow: flow, announce_first: 1m}
-`, "PORT", fmt.Sprint(linePort))), 0o600)
+`)
 	s := startServer(t, "", "--routing-config", cfg)
 	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
 		"--talk", "4s", "--calls", "1", "--json", "--prompts-dir", "../prompts")
@@ -191,4 +185,23 @@ queues:
 		t.Errorf("the caller's number reached the line: %s", line.out.String())
 	}
 	assertNoUnmaskedNumbers(t, []string{"13800138032"}, s.LogFile, s.Trace)
+}
+
+// routingWithLine writes a routing file in which the 12315 destination's
+// trunk is a callsim line on 127.0.0.1:linePort (the other destinations as
+// seeded, without trunks), followed by queues (a "queues:" YAML block),
+// and returns its path.
+func routingWithLine(t *testing.T, linePort int, queues string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "routing.yaml")
+	err := os.WriteFile(f, []byte(fmt.Sprintf(`destinations:
+  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:%d", fallback: general, names: {zh-CN: 12315, en: 12315}}
+  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
+  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
+  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
+`, linePort)+queues), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -3,7 +3,6 @@ package test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -19,18 +18,12 @@ import (
 func TestAgentDesktopTransfersCaller(t *testing.T) {
 	t.Parallel()
 	linePort := freePort(t)
-	cfg := filepath.Join(t.TempDir(), "routing.yaml")
-	os.WriteFile(cfg, []byte(strings.ReplaceAll(`destinations:
-  - {id: "12315", number: "12315", trunk: "sip:127.0.0.1:PORT", fallback: general, names: {zh-CN: 12315, en: 12315}}
-  - {id: "12333", number: "12333", fallback: general, names: {zh-CN: 12333, en: 12333}}
-  - {id: edu-bureau, number: "02363862437", calendar: edu-bureau, fallback: complaints, names: {zh-CN: 教育局, en: Education bureau}}
-  - {id: sichuan-12345, number: "12345", fallback: general, names: {zh-CN: 四川12345, en: Sichuan 12345}}
-queues:
+	cfg := routingWithLine(t, linePort, `queues:
   - {id: general, max_wait: 1m, overflow: flow, announce_first: 5m, ring_timeout: 8s, wrap_up: 1s}
   - {id: complaints}
   - {id: suggestions}
   - {id: followup}
-`, "PORT", fmt.Sprint(linePort))), 0o600)
+`)
 	s := startServer(t, "", "--routing-config", cfg)
 	s.addAgents(t, "1001")
 	agent := agentPhone(t, s, "1001", "--talk", "60s", "--calls", "1")

@@ -431,7 +431,8 @@ func (p *Plane) Bridge(ctx context.Context, a, b ivr.Call) error {
 						p.flag(ctx, ca, agent)
 					}()
 				case p.emergencyCodes()[d] != "" && third == nil:
-					l, err := p.dialEmergency(ctx, p.emergencyCodes()[d], a)
+					id := p.emergencyCodes()[d]
+					l, err := p.dialEmergency(ctx, id, a)
 					if err != nil {
 						p.log.Warn("ari: emergency line not dialled", "call", ca.id, "err", err)
 						continue

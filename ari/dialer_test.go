@@ -12,6 +12,7 @@ import (
 	"github.com/cq12345/hotline/ari/arifake"
 	"github.com/cq12345/hotline/ivr"
 	"github.com/cq12345/hotline/routing"
+	"github.com/cq12345/hotline/telemetry"
 )
 
 // routerFlow does what the router does with a queued caller: ring the
@@ -107,7 +108,7 @@ func TestRingAgentBridgeAgentHangsUp(t *testing.T) {
 	}
 	// Agents see the caller's number (DESIGN.md).
 	if got := agent.CallerNumber(); got != "13800138000" {
-		t.Errorf("agent sees caller %q", got)
+		t.Errorf("agent sees caller %q, want the caller's number", telemetry.MaskNumber(got))
 	}
 	agent.HangUp()
 	r := <-out
@@ -259,7 +260,7 @@ func TestDialOutTrunk(t *testing.T) {
 				t.Errorf("endpoint %q, want %q", got, tc.endpoint)
 			}
 			if got := line.CallerNumber(); got != tc.callerSeen {
-				t.Errorf("the line sees caller %q, want %q (privacy: the hotline's number unless passed)", got, tc.callerSeen)
+				t.Errorf("the line sees caller %q, want %q (privacy: the hotline's number unless passed)", telemetry.MaskNumber(got), telemetry.MaskNumber(tc.callerSeen))
 			}
 			if got := line.Var("PJSIP_HEADER(add,X-Hotline-Case)"); got != "CQ-TEST-2" {
 				t.Errorf("case header variable %q", got)

@@ -138,7 +138,7 @@ func TestRelayLoad(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				probeSend(dir.from, dir.to, stop)
+				timedSend(dir.from, dir.to, 8, stop)
 			}()
 		}
 		for _, c := range []*net.UDPConn{a, z} {
@@ -154,7 +154,7 @@ func TestRelayLoad(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		directSend(raw[0], raw[1].LocalAddr().(*net.UDPAddr).AddrPort(), stop)
+		timedSend(raw[0], raw[1].LocalAddr().(*net.UDPAddr).AddrPort(), 9, stop)
 	}()
 
 	time.Sleep(2 * time.Second) // every call talking
@@ -218,7 +218,10 @@ func sessionsOf(e *Engine) []*Session {
 // quantileFine is quantile with 100 µs buckets, as a duration.
 func (h *histogram) quantileFine(q float64) time.Duration { return h.quantile(q) }
 
-func probeSend(c *net.UDPConn, to netip.AddrPort, stop chan struct{}) {
+// timedSend sends a packet carrying its send time every 20 ms until stop:
+// payload type 8 through the hub (probes), 9 straight to the other probe
+// (the direct baseline; the receiver files packets by payload type).
+func timedSend(c *net.UDPConn, to netip.AddrPort, pt uint8, stop chan struct{}) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	pkt := make([]byte, 12+160)
@@ -228,24 +231,7 @@ func probeSend(c *net.UDPConn, to netip.AddrPort, stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		h := rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: uint16(i), Timestamp: uint32(i) * 160, SSRC: 7}
-		n, _ := h.MarshalTo(pkt)
-		binary.BigEndian.PutUint64(pkt[n:], uint64(time.Now().UnixNano()))
-		_, _ = c.WriteToUDPAddrPort(pkt, to)
-	}
-}
-
-func directSend(c *net.UDPConn, to netip.AddrPort, stop chan struct{}) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	pkt := make([]byte, 12+160)
-	for i := 0; ; i++ {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		h := rtp.Header{Version: 2, PayloadType: 9, SequenceNumber: uint16(i), SSRC: 9}
+		h := rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: uint16(i), Timestamp: uint32(i) * 160, SSRC: uint32(pt)}
 		n, _ := h.MarshalTo(pkt)
 		binary.BigEndian.PutUint64(pkt[n:], uint64(time.Now().UnixNano()))
 		_, _ = c.WriteToUDPAddrPort(pkt, to)

@@ -708,6 +708,18 @@ func (c *Call) TonesReceived() map[string]uint64 {
 	return d.Counts()
 }
 
+// TonesLongestRun returns, per watched frequency, the longest run of
+// consecutive received frames that carried it; nil when none is watched.
+func (c *Call) TonesLongestRun() map[string]uint64 {
+	d := c.tones.Load()
+	if d == nil {
+		return nil
+	}
+	c.rxMu.Lock()
+	defer c.rxMu.Unlock()
+	return d.LongestRuns()
+}
+
 // Interarrival returns a copy of the interarrival histogram.
 func (c *Call) Interarrival() *Histogram {
 	c.rxMu.Lock()

@@ -80,8 +80,12 @@ type Report struct {
 	// TonesReceived: per watched frequency in Hz (Script.DetectTones), the
 	// received 20 ms frames that carried it; absent when none is watched.
 	TonesReceived map[string]uint64 `json:"tones_received,omitempty"`
-	Interarrival  Summary           `json:"interarrival_ms"`
-	DTMFSent      DTMFReport        `json:"dtmf_sent"`
+	// TonesLongestRun: per watched frequency, the longest run of
+	// consecutive frames that carried it (a held tone such as a ringback
+	// cadence, told from speech that touches the frequency now and then).
+	TonesLongestRun map[string]uint64 `json:"tones_longest_run,omitempty"`
+	Interarrival    Summary           `json:"interarrival_ms"`
+	DTMFSent        DTMFReport        `json:"dtmf_sent"`
 	// DTMFToNextPromptMS: from sending the first digit (the first RFC 4733
 	// packet, or the INFO request) to the first received packet of the next
 	// prompt; null when no digit was sent or no prompt followed.
@@ -289,6 +293,7 @@ func (c *Call) report(s Script, start time.Time) Report {
 	r.RTPReceived, r.RTPLost, r.DTMFReceived = rx.Received, rx.Lost, rx.DTMFReceived
 	r.RTPSent = c.Sent()
 	r.TonesReceived = c.TonesReceived()
+	r.TonesLongestRun = c.TonesLongestRun()
 	r.iat = c.Interarrival()
 	r.Interarrival = r.iat.Summary()
 	var digits strings.Builder
@@ -376,7 +381,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		slices.Sort(hz)
 		b.WriteString("tones received (frames):")
 		for _, f := range hz {
-			fmt.Fprintf(&b, " %s Hz %d", f, r.TonesReceived[f])
+			fmt.Fprintf(&b, " %s Hz %d (longest run %d)", f, r.TonesReceived[f], r.TonesLongestRun[f])
 		}
 		b.WriteString("\n")
 	}

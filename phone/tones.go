@@ -34,13 +34,19 @@ type ToneDetector struct {
 	hz     []float64
 	coeff  []float64
 	counts []uint64
-	pcm    [prompts.FrameSize]float64
+	// run: consecutive frames carrying the tone up to the last one fed;
+	// longest: the longest such run. A tone held for a while (a ringback
+	// cadence: 50 frames) is told from speech this way, whose frames now
+	// and then pass the share test but rarely several in a row.
+	run, longest []uint64
+	pcm          [prompts.FrameSize]float64
 }
 
 // NewToneDetector watches the frequencies hz (multiples of 50 Hz fall on a
 // bin of a 20 ms frame) in audio of codec c.
 func NewToneDetector(c prompts.Codec, hz []float64) *ToneDetector {
-	d := &ToneDetector{codec: c, hz: hz, coeff: make([]float64, len(hz)), counts: make([]uint64, len(hz))}
+	d := &ToneDetector{codec: c, hz: hz, coeff: make([]float64, len(hz)), counts: make([]uint64, len(hz)),
+		run: make([]uint64, len(hz)), longest: make([]uint64, len(hz))}
 	for i, f := range hz {
 		d.coeff[i] = 2 * math.Cos(2*math.Pi*f/8000)
 	}
@@ -66,6 +72,7 @@ func (d *ToneDetector) Feed(payload []byte) {
 	}
 	n := float64(len(payload))
 	if energy/n < toneFloor {
+		clear(d.run)
 		return
 	}
 	for i, coeff := range d.coeff {
@@ -76,6 +83,10 @@ func (d *ToneDetector) Feed(payload []byte) {
 		power := s1*s1 + s2*s2 - coeff*s1*s2
 		if 2*power/(n*energy) >= toneShare {
 			d.counts[i]++
+			d.run[i]++
+			d.longest[i] = max(d.longest[i], d.run[i])
+		} else {
+			d.run[i] = 0
 		}
 	}
 }
@@ -86,6 +97,16 @@ func (d *ToneDetector) Counts() map[string]uint64 {
 	m := make(map[string]uint64, len(d.hz))
 	for i, f := range d.hz {
 		m[strconv.FormatFloat(f, 'f', -1, 64)] = d.counts[i]
+	}
+	return m
+}
+
+// LongestRuns returns, per frequency (keyed as in Counts), the longest run
+// of consecutive received frames that carried it.
+func (d *ToneDetector) LongestRuns() map[string]uint64 {
+	m := make(map[string]uint64, len(d.hz))
+	for i, f := range d.hz {
+		m[strconv.FormatFloat(f, 'f', -1, 64)] = d.longest[i]
 	}
 	return m
 }

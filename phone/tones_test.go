@@ -61,6 +61,30 @@ func TestToneDetector(t *testing.T) {
 	}
 }
 
+// TestToneLongestRun: a held tone is one run however long; silence or
+// other audio between its frames starts a new run.
+func TestToneLongestRun(t *testing.T) {
+	c := prompts.PCMA
+	tone, other := ToneFrame(c, 450, 4000), ToneFrame(c, 1100, 4000)
+	d := NewToneDetector(c, []float64{450})
+	feed := func(f []byte, n int) {
+		for range n {
+			d.Feed(f)
+		}
+	}
+	feed(tone, 3)
+	feed(SilenceFrame(c), 1)
+	feed(tone, 7)
+	feed(other, 2)
+	feed(tone, 5)
+	if got := d.LongestRuns()["450"]; got != 7 {
+		t.Errorf("longest run %d, want 7", got)
+	}
+	if got := d.Counts()["450"]; got != 15 {
+		t.Errorf("count %d, want 15", got)
+	}
+}
+
 // TestTonesOverACall: each side sends its own tone and reports the other's.
 func TestTonesOverACall(t *testing.T) {
 	lib := loadLib(t)

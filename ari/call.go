@@ -12,12 +12,21 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/prompts"
 )
 
 // SoundURI maps an audio key "<lang>/<prompt id>" to the ARI media URI of
 // our prompt as deploy/asterisk installs it: sounds/hotline/<lang>/<id>.alaw
-// under Asterisk's sounds directory is "sound:hotline/<lang>/<id>".
-func SoundURI(key string) string { return "sound:hotline/" + key }
+// under Asterisk's sounds directory is "sound:hotline/<lang>/<id>". The
+// ringback tone is Asterisk's own: "tone:ring;tonezone=cn" (indications
+// [cn] ring, 450 Hz 1 s on 4 s off, the cadence prompts.Ringback
+// synthesises); a tone playback lasts until it is stopped.
+func SoundURI(key string) string {
+	if key == prompts.Ringback {
+		return "tone:ring;tonezone=cn"
+	}
+	return "sound:hotline/" + key
+}
 
 // call is one caller's channel in Stasis, as an ivr.Call.
 //

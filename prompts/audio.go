@@ -82,6 +82,9 @@ func Load(fsys fs.FS) (*Library, error) {
 			}
 		}
 	}
+	for _, c := range []Codec{PCMA, PCMU} {
+		lib.frames[c][Ringback] = Frames(ringbackSamples(c), c)
+	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("prompts: %d audio problems (run `make prompts`): %s", len(problems), strings.Join(problems, "; "))
 	}
@@ -95,7 +98,7 @@ func (l *Library) Frames(key string, c Codec) ([][]byte, bool) {
 	return f, ok
 }
 
-// Keys lists every audio key ("lang/id").
+// Keys lists every audio key ("lang/id", and the tones such as Ringback).
 func (l *Library) Keys() []string {
 	keys := make([]string, 0, len(l.frames[PCMA]))
 	for k := range l.frames[PCMA] {

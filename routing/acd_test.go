@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/prompts"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -686,5 +687,34 @@ func TestTransferCallAPI(t *testing.T) {
 	}
 	if fig := f.r.Figures(); fig.Refused != 1 {
 		t.Errorf("refused %d, want 1", fig.Refused)
+	}
+}
+
+// TestTransferRingback: the caller hears the ringback tone while the line
+// rings, and no more of it once the line answered (the bridge has the
+// audio to itself); "-" turns it off.
+func TestTransferRingback(t *testing.T) {
+	for _, tc := range []struct {
+		name, ringback string
+		want           int
+	}{{"default", "", 1}, {"off", "-", 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &Config{Queues: []Queue{testQueue("general")}, Destinations: []Destination{
+				{ID: "12315", Number: "12315", Trunk: "sip:127.0.0.1:5099", Fallback: "general", Names: map[string]string{"zh-CN": "12315"}}}}
+			f := newFixture(t, cfg, func(o *Options) { o.Ringback = tc.ringback })
+			f.dialer.lines["12315"] = behaviour{answerAfter: 50 * time.Millisecond, talk: 300 * time.Millisecond}
+			c, ch := f.route(context.Background(), "c1", ivr.Decision{Kind: ivr.KindTransfer, ID: "12315", Node: "n"})
+			if res := <-ch; res.out.Status != ivr.OutcomeReturned {
+				t.Fatalf("transfer: %v %v", res.out, res.err)
+			}
+			if got := slices.Index(c.Played(), prompts.Ringback) >= 0; got != (tc.want > 0) {
+				t.Fatalf("played %v, want ringback %v", c.Played(), tc.want > 0)
+			}
+			n := len(c.Played())
+			time.Sleep(50 * time.Millisecond)
+			if len(c.Played()) != n {
+				t.Fatalf("ringback went on after the answer: %v", c.Played())
+			}
+		})
 	}
 }

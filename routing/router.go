@@ -64,6 +64,10 @@ type Options struct {
 	CallbackAttempts int
 	// Callbacks, when set, records each callback attempt on its case.
 	Callbacks CallbackRecorder
+	// Ringback is the audio key played in a loop to whoever waits while a
+	// line rings: the caller during a transfer, the agent while a callback
+	// rings the citizen (default prompts.Ringback; "-": silence).
+	Ringback string
 }
 
 // Router carries out the flow's routing decisions (it implements
@@ -170,6 +174,9 @@ func New(o Options) (*Router, error) {
 	def(&o.CallbackRing, 30*time.Second)
 	if o.CallbackAttempts <= 0 {
 		o.CallbackAttempts = 3
+	}
+	if o.Ringback == "" {
+		o.Ringback = prompts.Ringback
 	}
 	r := &Router{o: o, cfg: o.Config, log: o.Logger, queues: map[string]*queue{}, agents: map[string]*Agent{},
 		pending: map[string]bool{}, held: map[string]*held{}, unreachable: map[string]time.Time{}, bridged: map[string]context.CancelCauseFunc{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}
@@ -399,6 +406,43 @@ func legOutcome(ctx context.Context, callerGone bool, bridgeErr error, who strin
 	return ivr.Outcome{Status: ivr.OutcomeReturned, Reason: who + " hung up"}, nil
 }
 
+// ringbackMinPlay: a ringback Play that returns sooner played no cadence.
+const ringbackMinPlay = 100 * time.Millisecond
+
+// ringback plays the ringback tone to c in a loop until stop is called.
+// stop returns once the tone has stopped, so that the bridge which follows
+// has the call's audio to itself. The tone is local: a line's early media
+// (183 with SDP) is not relayed, as most lines send none that matters
+// before they answer.
+func (r *Router) ringback(ctx context.Context, c ivr.Call) (stop func()) {
+	if r.o.Ringback == "-" {
+		return func() {}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for rctx.Err() == nil {
+			began := time.Now()
+			if err := c.Play(rctx, []string{r.o.Ringback}, false); err != nil {
+				if rctx.Err() == nil && !errors.Is(err, ivr.ErrHungUp) {
+					r.log.Warn("routing: ringback", "call", c.ID(), "err", err)
+				}
+				return
+			}
+			if time.Since(began) < ringbackMinPlay {
+				// A plane that plays nothing (or a tone it ends at
+				// once) must not turn this loop into a spin.
+				select {
+				case <-rctx.Done():
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // waitAnswer waits for a leg's answer; it hangs the leg up unless
 // answered. gone, when closed, means the call it was for is gone.
 func waitAnswer(ctx context.Context, leg Leg, timeout time.Duration, gone <-chan struct{}) error {
@@ -524,7 +568,10 @@ func (r *Router) transfer(ctx context.Context, call ivr.Call, d ivr.Decision, so
 	if err != nil {
 		return fail(reasonOf(err))
 	}
-	if err := waitAnswer(ctx, leg, r.o.TransferTimeout, call.Done()); err != nil {
+	stopRing := r.ringback(ctx, call)
+	err = waitAnswer(ctx, leg, r.o.TransferTimeout, call.Done())
+	stopRing()
+	if err != nil {
 		if errors.Is(err, ivr.ErrHungUp) {
 			return ivr.Outcome{}, ivr.ErrHungUp
 		}

@@ -248,7 +248,9 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 	leg.Play(ctx, []string{r.key(ivr.DefaultLanguage, "callback-connecting")}, false)
 	citizen, err := r.o.Dialer.DialOut(ctx, Outbound{Number: cb.Number, Trunk: r.cfg.CallbackTrunk, CaseNumber: cb.Case, Timeout: r.o.CallbackRing})
 	if err == nil {
+		stopRing := r.ringback(ctx, leg)
 		err = waitAnswer(ctx, citizen, r.o.CallbackRing, leg.Done())
+		stopRing()
 	}
 	if err != nil {
 		if !isDone(leg) {

@@ -86,10 +86,11 @@ func TestCallbackAfterAbandon(t *testing.T) {
 	// nobody takes the caller.
 	s.ctl(t, []string{"HOTLINE_AGENT_PASSWORD=pw-1001-secret"}, "agents", "add", "1001", "--name", "Agent 1001", "--extension", "1001", "--state", "logged-out")
 	agent := agentPhone(t, s, "1001", "--talk", "12s", "--calls", "1", "--prompts-dir", "../prompts",
-		"--tone-hz", "1900", "--detect-tone", "1500,1900")
+		"--tone-hz", "1900", "--detect-tone", "450,1500,1900")
 	// The citizen's phone, reached through the callback trunk.
+	// It rings 2 s before answering: the agent hears the ringback meanwhile.
 	phone := startPhone(t, "line", "--number", citizen, "--listen", fmt.Sprintf("127.0.0.1:%d", citizenPort),
-		"--calls", "1", "--json", "--prompts-dir", "../prompts", "--tone-hz", "1500", "--detect-tone", "1500,1900")
+		"--answer-after", "2s", "--calls", "1", "--json", "--prompts-dir", "../prompts", "--tone-hz", "1500", "--detect-tone", "1500,1900")
 	time.Sleep(time.Second) // registration
 
 	// The caller presses 0, waits in the queue and gives up after 10 s.
@@ -145,6 +146,11 @@ func TestCallbackAfterAbandon(t *testing.T) {
 	}
 	if n := tones(p, "1900"); n < 100 {
 		t.Errorf("the citizen heard %v frames of the agent's tone", n)
+	}
+	// While the citizen's phone rang, the agent heard the ringback (one
+	// cadence opens with 50 frames of 450 Hz in a row).
+	if run, _ := a["tones_longest_run"].(map[string]any); run["450"] == nil || run["450"].(float64) < 30 {
+		t.Errorf("the agent heard no ringback while the citizen's phone rang: longest 450 Hz runs %v", a["tones_longest_run"])
 	}
 	if tones(a, "1900") > 25 || tones(p, "1500") > 25 {
 		t.Errorf("own tone came back: agent %v, citizen %v", tones(a, "1900"), tones(p, "1500"))

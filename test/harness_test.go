@@ -217,10 +217,13 @@ type callResult struct {
 		P99 float64 `json:"p99"`
 		Max float64 `json:"max"`
 	} `json:"interarrival_ms"`
-	EndedBy    string          `json:"ended_by"`
-	DurationMS float64         `json:"duration_ms"`
-	DTMFSent   json.RawMessage `json:"dtmf_sent"`
-	Raw        map[string]any  `json:"-"`
+	EndedBy       string            `json:"ended_by"`
+	DurationMS    float64           `json:"duration_ms"`
+	TonesReceived map[string]uint64 `json:"tones_received"`
+	// TonesLongestRun: a held tone (ringback) as opposed to speech.
+	TonesLongestRun map[string]uint64 `json:"tones_longest_run"`
+	DTMFSent        json.RawMessage   `json:"dtmf_sent"`
+	Raw             map[string]any    `json:"-"`
 }
 
 // callsim runs `callsim call` against s and decodes its JSON.

@@ -132,7 +132,11 @@ type expect struct {
 	// far phone answered and received the caller's audio; ari: the fake
 	// had both channels in one bridge).
 	bridged bool
-	cases   int // cases the call opened: 1, or 0 for a refused call
+	// ringback: the caller heard the ringback tone while a line rang
+	// (sip: 450 Hz frames received; ari: tone:ring;tonezone=cn played),
+	// and, since it must stop at the answer, not while bridged.
+	ringback bool
+	cases    int // cases the call opened: 1, or 0 for a refused call
 	// of the case, when cases == 1:
 	path         []string // "node:digits" steps the IVR path has, in this order
 	outcome      cases.Outcome
@@ -324,7 +328,7 @@ var scenarios = []scenario{
 		press: &press{Digits: "4", After: 2 * time.Second},
 		line:  &party{AnswerAfter: time.Second, Talk: 4 * time.Second},
 		want: expect{
-			answered: true, bridged: true,
+			answered: true, bridged: true, ringback: true,
 			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-12315"},
 			notHeard: []string{"zh-CN/main-menu", "zh-CN/transferring-agent"},
 			endedBy:  "hotline", cases: 1,
@@ -385,6 +389,7 @@ type observed struct {
 	heard    []string
 	endedBy  string
 	bridged  bool
+	ringback bool
 	cases    []caseSeen
 }
 
@@ -419,6 +424,9 @@ func checkObserved(t *testing.T, pl string, sc scenario, o *observed) {
 	}
 	if o.bridged != w.bridged {
 		t.Errorf("caller bridged with the far party: %v, want %v", o.bridged, w.bridged)
+	}
+	if o.ringback != w.ringback {
+		t.Errorf("caller heard the ringback tone: %v, want %v", o.ringback, w.ringback)
 	}
 	if len(o.cases) != w.cases {
 		t.Fatalf("%d cases after the call, want %d: %+v", len(o.cases), w.cases, o.cases)

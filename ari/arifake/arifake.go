@@ -709,6 +709,11 @@ func (s *Server) scheduleLocked(pb *playback) {
 		})
 		return
 	}
+	if strings.HasPrefix(pb.media[pb.idx], "tone:") {
+		// Asterisk plays a tone: URI until the playback is stopped (or
+		// the channel hangs up); it never finishes by itself.
+		return
+	}
 	pb.timer = time.AfterFunc(d, func() { s.mediaEnded(pb) })
 }
 

@@ -27,6 +27,10 @@ type AnswerConfig struct {
 	RingFor time.Duration
 	// NoAnswer rings until the caller gives up (ring-no-answer tests).
 	NoAnswer bool
+	// EarlyMediaHz > 0: while ringing, send 183 Session Progress with the
+	// SDP instead of 180, and a tone of this frequency (early media, RFC
+	// 3960: what a carrier's ringback or 彩铃 looks like to hotline).
+	EarlyMediaHz float64
 	// Busy answers 486 Busy Here to every call.
 	Busy bool
 	// MaxCalls answers 486 beyond this many calls in progress (0: no limit).
@@ -168,7 +172,19 @@ func (c *Call) accept(ctx context.Context, req *sip.Request, tx sip.ServerTransa
 	c.p.register(c)
 
 	if cfg.RingFor > 0 || cfg.NoAnswer {
-		_ = uas.Respond(sip.StatusRinging, "Ringing", nil)
+		if cfg.EarlyMediaHz > 0 && !late {
+			body, err := c.sdp([]prompts.Codec{c.Codec}, offer.DTMF, answerDirection(offer.Direction))
+			if err != nil {
+				return fail(sip.StatusInternalServerError, "Server Internal Error", EndedError, err)
+			}
+			res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", body)
+			res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			res.AppendHeader(c.contact.Clone())
+			_ = uas.WriteResponse(res)
+			c.Play([][]byte{ToneFrame(c.Codec, cfg.EarlyMediaHz, 4000)}, true)
+		} else {
+			_ = uas.Respond(sip.StatusRinging, "Ringing", nil)
+		}
 		var ring <-chan time.Time
 		if !cfg.NoAnswer {
 			t := time.NewTimer(cfg.RingFor)

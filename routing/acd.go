@@ -216,7 +216,7 @@ func (r *Router) awaitAnswer(w *waiter, q *queue, a *Agent, holder string, leg L
 	defer r.wg.Done()
 	ctx := r.ctx
 	if err == nil {
-		err = waitAnswer(ctx, leg, q.cfg.RingTimeout, w.done)
+		err = waitAnswer(ctx, leg, q.cfg.RingTimeout, w.done, nil, nil)
 	}
 	if err != nil {
 		unreachable := errors.Is(err, ErrUnreachable)

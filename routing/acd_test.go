@@ -718,3 +718,26 @@ func TestTransferRingback(t *testing.T) {
 		})
 	}
 }
+
+// TestTransferEarlyMedia: a line that sends early media (183 with SDP) is
+// heard instead of the ringback; the relay stops before the bridge.
+func TestTransferEarlyMedia(t *testing.T) {
+	cfg := &Config{Queues: []Queue{testQueue("general")}, Destinations: []Destination{
+		{ID: "12315", Number: "12315", Trunk: "sip:127.0.0.1:5099", Fallback: "general", Names: map[string]string{"zh-CN": "12315"}}}}
+	f := newFixture(t, cfg)
+	f.dialer.lines["12315"] = behaviour{earlyAfter: 20 * time.Millisecond, answerAfter: 200 * time.Millisecond, talk: 50 * time.Millisecond}
+	c, ch := f.route(context.Background(), "c1", ivr.Decision{Kind: ivr.KindTransfer, ID: "12315", Node: "n"})
+	if res := <-ch; res.out.Status != ivr.OutcomeReturned {
+		t.Fatalf("transfer: %v %v", res.out, res.err)
+	}
+	f.dialer.mu.Lock()
+	audio := slices.Clone(f.dialer.audio)
+	f.dialer.mu.Unlock()
+	if len(audio) != 3 || !strings.HasPrefix(audio[0], "early line-12315") || audio[1] != "early stopped" || audio[2] != "bridge" {
+		t.Fatalf("audio %v; want early media, stopped, then the bridge", audio)
+	}
+	// The ringback played until the early media came, and not after.
+	if n := strings.Count(strings.Join(c.Played(), ","), prompts.Ringback); n != 1 {
+		t.Fatalf("played %v; want the ringback once, before the early media", c.Played())
+	}
+}

@@ -119,6 +119,24 @@ type Leg interface {
 	Err() error
 }
 
+// EarlyMediaLeg is a Leg whose far end may send audio before it answers
+// (RFC 3960: a 183 Session Progress with SDP — a carrier's ringback or
+// 彩铃, or an announcement such as "the number you dialled is busy").
+type EarlyMediaLeg interface {
+	Leg
+	// EarlyMedia is closed once the far end's early media can be heard.
+	EarlyMedia() <-chan struct{}
+}
+
+// EarlyRelayer is implemented by a Dialer that can pass a ringing leg's
+// early media on to whoever waits for it. While it relays, the router
+// plays no ringback: the far end's own is better than ours.
+type EarlyRelayer interface {
+	// RelayEarly sends leg's audio to c, one way, until stop is called.
+	// stop must be called before c and leg are bridged.
+	RelayEarly(c ivr.Call, leg Leg) (stop func(), err error)
+}
+
 // Why a leg was not answered.
 var (
 	ErrBusy        = errors.New("routing: busy")        // 486, 600
@@ -174,4 +192,17 @@ func (l *LateDialer) Bridge(ctx context.Context, a, b ivr.Call) error {
 		return err
 	}
 	return d.Bridge(ctx, a, b)
+}
+
+// RelayEarly implements EarlyRelayer when the installed plane does.
+func (l *LateDialer) RelayEarly(c ivr.Call, leg Leg) (func(), error) {
+	d, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	rel, ok := d.(EarlyRelayer)
+	if !ok {
+		return nil, fmt.Errorf("routing: the %T plane does not relay early media", d)
+	}
+	return rel.RelayEarly(c, leg)
 }

@@ -75,8 +75,11 @@ type fakeLeg struct {
 	aOnce    sync.Once
 	err      error
 	talk     time.Duration
-	refer    string // after talk, the phone transfers the caller here (REFER)
+	refer    string        // after talk, the phone transfers the caller here (REFER)
+	early    chan struct{} // closed when the far end sends early media
 }
+
+func (l *fakeLeg) EarlyMedia() <-chan struct{} { return l.early }
 
 func (l *fakeLeg) Answered() <-chan struct{} { return l.answered }
 func (l *fakeLeg) Err() error {
@@ -98,7 +101,8 @@ type behaviour struct {
 	never       bool  // rings until hung up
 	fail        error // ends unanswered with this error after answerAfter
 	talk        time.Duration
-	refer       string // after talk: a blind transfer to this destination id
+	refer       string        // after talk: a blind transfer to this destination id
+	earlyAfter  time.Duration // > 0: early media begins this long after the dial
 }
 
 type ringRec struct {
@@ -114,6 +118,21 @@ type fakeDialer struct {
 	rings   []ringRec
 	outs    []Outbound
 	bridged []string // "a<->b" call ids
+	// audio: what the waiting call heard besides prompts, in order:
+	// "early <leg>", "early stopped", "bridge".
+	audio []string
+}
+
+// RelayEarly implements EarlyRelayer.
+func (d *fakeDialer) RelayEarly(c ivr.Call, leg Leg) (func(), error) {
+	d.mu.Lock()
+	d.audio = append(d.audio, "early "+leg.ID())
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		d.audio = append(d.audio, "early stopped")
+		d.mu.Unlock()
+	}, nil
 }
 
 func newFakeDialer() *fakeDialer {
@@ -127,7 +146,10 @@ func (d *fakeDialer) set(agent string, b behaviour) {
 }
 
 func (d *fakeDialer) leg(id string, b behaviour) *fakeLeg {
-	l := &fakeLeg{fakeCall: newFakeCall(id, ""), answered: make(chan struct{}), talk: b.talk, refer: b.refer}
+	l := &fakeLeg{fakeCall: newFakeCall(id, ""), answered: make(chan struct{}), talk: b.talk, refer: b.refer, early: make(chan struct{})}
+	if b.earlyAfter > 0 {
+		time.AfterFunc(b.earlyAfter, func() { close(l.early) })
+	}
 	if b.never {
 		return l
 	}
@@ -177,6 +199,7 @@ func (d *fakeDialer) DialOut(_ context.Context, o Outbound) (Leg, error) {
 func (d *fakeDialer) Bridge(ctx context.Context, a, b ivr.Call) error {
 	d.mu.Lock()
 	d.bridged = append(d.bridged, a.ID()+"<->"+b.ID())
+	d.audio = append(d.audio, "bridge")
 	d.mu.Unlock()
 	var talk <-chan time.Time
 	var talker *fakeLeg

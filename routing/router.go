@@ -443,35 +443,65 @@ func (r *Router) ringback(ctx context.Context, c ivr.Call) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
+// ringWait waits for leg's answer (waitAnswer) while c, who waits for
+// it, hears the ringback, or the leg's early media once it sends some and
+// the plane can relay it. The audio has stopped when it returns.
+func (r *Router) ringWait(ctx context.Context, c ivr.Call, leg Leg, timeout time.Duration, gone <-chan struct{}) error {
+	stopAudio := r.ringback(ctx, c)
+	defer func() { stopAudio() }()
+	var early <-chan struct{}
+	rel, canRelay := r.o.Dialer.(EarlyRelayer)
+	if em, ok := leg.(EarlyMediaLeg); ok && canRelay {
+		early = em.EarlyMedia()
+	}
+	return waitAnswer(ctx, leg, timeout, gone, early, func() {
+		stopAudio()
+		stop, err := rel.RelayEarly(c, leg)
+		if err != nil {
+			r.log.Warn("routing: early media not relayed", "call", c.ID(), "leg", leg.ID(), "err", err)
+			stopAudio = r.ringback(ctx, c)
+			return
+		}
+		r.log.Info("routing: relaying early media", "call", c.ID(), "leg", leg.ID())
+		stopAudio = stop
+	})
+}
+
 // waitAnswer waits for a leg's answer; it hangs the leg up unless
-// answered. gone, when closed, means the call it was for is gone.
-func waitAnswer(ctx context.Context, leg Leg, timeout time.Duration, gone <-chan struct{}) error {
+// answered. gone, when closed, means the call it was for is gone. onEarly,
+// when early is closed first, is called once (early media began).
+func waitAnswer(ctx context.Context, leg Leg, timeout time.Duration, gone <-chan struct{}, early <-chan struct{}, onEarly func()) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	hang := func(reason string) { leg.Hangup(context.WithoutCancel(ctx), reason) }
-	select {
-	case <-leg.Answered():
-		return nil
-	case <-leg.Done():
-		// Answered and Done may both be ready: an answer wins.
+	for {
 		select {
+		case <-early:
+			early = nil // once
+			onEarly()
 		case <-leg.Answered():
 			return nil
-		default:
+		case <-leg.Done():
+			// Answered and Done may both be ready: an answer wins.
+			select {
+			case <-leg.Answered():
+				return nil
+			default:
+			}
+			if err := leg.Err(); err != nil {
+				return err
+			}
+			return ErrRejected
+		case <-t.C:
+			hang("ring timeout")
+			return fmt.Errorf("%w: ring timeout after %s", ErrNoAnswer, timeout)
+		case <-gone:
+			hang("caller hung up")
+			return ivr.ErrHungUp
+		case <-ctx.Done():
+			hang("shutting down")
+			return ctx.Err()
 		}
-		if err := leg.Err(); err != nil {
-			return err
-		}
-		return ErrRejected
-	case <-t.C:
-		hang("ring timeout")
-		return fmt.Errorf("%w: ring timeout after %s", ErrNoAnswer, timeout)
-	case <-gone:
-		hang("caller hung up")
-		return ivr.ErrHungUp
-	case <-ctx.Done():
-		hang("shutting down")
-		return ctx.Err()
 	}
 }
 
@@ -568,9 +598,7 @@ func (r *Router) transfer(ctx context.Context, call ivr.Call, d ivr.Decision, so
 	if err != nil {
 		return fail(reasonOf(err))
 	}
-	stopRing := r.ringback(ctx, call)
-	err = waitAnswer(ctx, leg, r.o.TransferTimeout, call.Done())
-	stopRing()
+	err = r.ringWait(ctx, call, leg, r.o.TransferTimeout, call.Done())
 	if err != nil {
 		if errors.Is(err, ivr.ErrHungUp) {
 			return ivr.Outcome{}, ivr.ErrHungUp

@@ -230,7 +230,7 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 	leg, err := r.o.Dialer.RingAgent(ctx, AgentRing{Agent: *a, CaseNumber: cb.Case, Queue: cb.Queue, Timeout: r.o.CallbackRing})
 	if err == nil {
 		cbEvent("ringing")
-		err = waitAnswer(ctx, leg, r.o.CallbackRing, nil)
+		err = waitAnswer(ctx, leg, r.o.CallbackRing, nil, nil, nil)
 	}
 	if err != nil {
 		finish(false, fmt.Errorf("agent leg: %s", reasonOf(err)))
@@ -248,9 +248,7 @@ func (r *Router) runCallback(cb Callback, a *Agent, holder string) {
 	leg.Play(ctx, []string{r.key(ivr.DefaultLanguage, "callback-connecting")}, false)
 	citizen, err := r.o.Dialer.DialOut(ctx, Outbound{Number: cb.Number, Trunk: r.cfg.CallbackTrunk, CaseNumber: cb.Case, Timeout: r.o.CallbackRing})
 	if err == nil {
-		stopRing := r.ringback(ctx, leg)
-		err = waitAnswer(ctx, citizen, r.o.CallbackRing, leg.Done())
-		stopRing()
+		err = r.ringWait(ctx, leg, citizen, r.o.CallbackRing, leg.Done())
 	}
 	if err != nil {
 		if !isDone(leg) {

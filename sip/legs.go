@@ -52,6 +52,7 @@ type leg struct {
 	dlg       *sipgo.DialogClientSession // the winner
 	offer     *Offer                     // the far end's SDP
 	answered  bool
+	early     bool // a fork's 183/180 carried SDP: its early media is heard (RFC 3960)
 	ended     bool
 	hangingUp bool
 	err       error
@@ -66,6 +67,7 @@ type leg struct {
 
 	digitSignal chan struct{}
 	answeredCh  chan struct{}
+	earlyCh     chan struct{} // closed with early
 	done        chan struct{}
 }
 
@@ -157,6 +159,7 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 		local:       localSDP{sessID: randomUint64(), version: 1, addr: s.cfg.MediaAddr},
 		digitSignal: make(chan struct{}, 1),
 		answeredCh:  make(chan struct{}),
+		earlyCh:     make(chan struct{}),
 		refers:      make(chan string, 1),
 		done:        make(chan struct{}),
 	}
@@ -277,6 +280,9 @@ func (l *leg) wait(ctx context.Context, f *fork) {
 			l.mu.Lock()
 			f.got1xx = true
 			l.mu.Unlock()
+			if len(res.Body()) > 0 && res.StatusCode > 100 {
+				l.earlyMedia(f, res)
+			}
 		}
 		return nil
 	}})
@@ -411,6 +417,64 @@ func (l *leg) forkAnswered(f *fork) {
 	}
 	close(l.answeredCh)
 	l.log.Info("leg answered", "call_id", f.callID)
+}
+
+// earlyMedia takes the SDP of a fork's provisional response (183 Session
+// Progress, sometimes 180): the far end's audio before it answers — a
+// carrier's ringback or 彩铃, or an announcement — is received from then
+// on, and EarlyMedia tells the router, which relays it to the caller
+// (RelayEarly) instead of playing its own ringback. RFC 3960's gateway
+// model: the first fork to send early media is the one heard; the answer's
+// SDP replaces it when another fork answers.
+func (l *leg) earlyMedia(f *fork, res *sip.Response) {
+	o, err := ParseSDPOffer(res.Body())
+	if err != nil {
+		l.log.Info("early media ignored: unusable SDP", "status", res.StatusCode, "error", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.answered || l.ended || l.early {
+		return
+	}
+	l.applyRemoteLocked(o)
+	l.early = true
+	close(l.earlyCh)
+	l.log.Info("early media", "status", res.StatusCode, "call_id", f.callID)
+}
+
+// EarlyMedia implements routing.EarlyMediaLeg.
+func (l *leg) EarlyMedia() <-chan struct{} { return l.earlyCh }
+
+// RelayEarly implements routing.EarlyRelayer: the leg's early media goes
+// to c (the caller, or the agent of a callback), translated between G.711
+// laws when the two differ, until stop. The relay is one way: the far end
+// hears nothing before it answers.
+func (s *Server) RelayEarly(c ivr.Call, lg routing.Leg) (func(), error) {
+	ec, err := asEndpoint(c)
+	if err != nil {
+		return nil, err
+	}
+	dst := ec.mediaSession()
+	if dst == nil {
+		return nil, fmt.Errorf("sip: relay early media to %s: %w", c.ID(), errNotAnswered)
+	}
+	l, ok := lg.(*leg)
+	if !ok {
+		return nil, fmt.Errorf("sip: relay early media: %T is not a leg of the sip plane", lg)
+	}
+	l.mu.Lock()
+	src, early := l.sess, l.early
+	from := prompts.PCMA
+	if l.offer != nil {
+		from = l.offer.Codec
+	}
+	l.mu.Unlock()
+	if !early {
+		return nil, fmt.Errorf("sip: relay early media from %s: none received", l.what)
+	}
+	src.RelayTo(dst, xlatFor(from, ec.codec()))
+	return func() { src.RelayTo(nil, nil) }, nil
 }
 
 func (l *leg) byeFork(f *fork) {

@@ -187,6 +187,61 @@ func TestCallerReaches12315Line(t *testing.T) {
 	assertNoUnmaskedNumbers(t, []string{"13800138032"}, s.LogFile, s.Trace)
 }
 
+// TestTransferEarlyMedia: a line that rings with early media (183 Session
+// Progress with SDP and its own tone, as a carrier's ringback or 彩铃 does)
+// is heard by the caller instead of hotline's ringback; once it answers,
+// caller and line talk through the bridge as usual.
+func TestTransferEarlyMedia(t *testing.T) {
+	t.Parallel()
+	linePort := freePort(t)
+	cfg := routingWithLine(t, linePort, `queues:
+  - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: complaints, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: suggestions, max_wait: 3s, overflow: flow, announce_first: 1m}
+  - {id: followup, max_wait: 3s, overflow: flow, announce_first: 1m}
+`)
+	s := startServer(t, "", "--routing-config", cfg)
+	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
+		"--answer-after", "3s", "--early-media-hz", "600", "--tone-hz", "1100", "--detect-tone", "450,600",
+		"--talk", "4s", "--calls", "1", "--json")
+	time.Sleep(300 * time.Millisecond)
+
+	r := s.call(t, "--from", "13800138033", "--dtmf", "4", "--dtmf-after", "2s", "--hangup-after", "40s",
+		"--detect-tone", "450,600,1100")
+	t.Logf("caller: tones %v, longest runs %v", r.TonesReceived, r.TonesLongestRun)
+	if !r.heard("zh-CN/greeting", "zh-CN/transferring-12315") {
+		t.Errorf("caller heard %v; want transferring to 12315", r.PromptsHeard)
+	}
+	// 3 s of early media is 150 frames of 600 Hz in a row.
+	if n := r.TonesLongestRun["600"]; n < 100 {
+		t.Errorf("the caller heard %d frames of the line's early media in a row, want about 150", n)
+	}
+	// The early media came at once: hotline's ringback was cut short.
+	if n := r.TonesLongestRun["450"]; n >= 30 {
+		t.Errorf("the caller heard %d frames of ringback in a row despite the early media", n)
+	}
+	if n := r.TonesReceived["1100"]; n < 100 {
+		t.Errorf("the caller heard %d frames of the line's tone after the answer", n)
+	}
+	reps := line.reports(t)
+	if len(reps) != 1 {
+		t.Fatalf("line reports: %s", line.out.String())
+	}
+	l := reps[0]
+	if l["answered"] != true || num(l, "rtp_received") < 100 {
+		t.Errorf("the 12315 line did not get the caller's audio: %v", l)
+	}
+	// The relay is one way: the ringback never reached the line.
+	if run, _ := l["tones_longest_run"].(map[string]any); run["450"] != nil && run["450"].(float64) >= 30 {
+		t.Errorf("the line heard the ringback: %v", l["tones_longest_run"])
+	}
+	s.Stop()
+	assertNoUnmaskedNumbers(t, []string{"13800138033"}, s.LogFile, s.Trace)
+	if !strings.Contains(s.Log(), "relaying early media") {
+		t.Errorf("hotlined did not log the early media relay")
+	}
+}
+
 // routingWithLine writes a routing file in which the 12315 destination's
 // trunk is a callsim line on 127.0.0.1:linePort (the other destinations as
 // seeded, without trunks), followed by queues (a "queues:" YAML block),

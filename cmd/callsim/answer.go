@@ -21,6 +21,7 @@ type answerFlags struct {
 	MediaIP    string        `help:"Local RTP address (default: the listen IP)."`
 	RingFor    time.Duration `name:"answer-after" default:"0s" help:"Ring (180) this long before answering."`
 	NoAnswer   bool          `help:"Ring until the caller gives up."`
+	EarlyMedia float64       `name:"early-media-hz" help:"While ringing (--answer-after, --no-answer), send 183 Session Progress with SDP and a tone of this frequency (Hz, a multiple of 50): early media, as a carrier's ringback."`
 	Busy       bool          `help:"Answer every call with 486 Busy Here."`
 	MaxCalls   int           `help:"Answer 486 beyond this many calls in progress (0: no limit)."`
 	Codec      []string      `default:"PCMA,PCMU" help:"Codecs accepted, in preference order."`
@@ -84,12 +85,17 @@ func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []strin
 	if err := checkTones(f.ToneHz, f.DetectTone); err != nil {
 		return err
 	}
+	if f.EarlyMedia != 0 {
+		if err := checkTones(f.EarlyMedia, nil); err != nil {
+			return fmt.Errorf("--early-media-hz: %w", err)
+		}
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var mu sync.Mutex
 	ended := 0
 	cfg := phone.AnswerConfig{
-		Numbers: numbers, RingFor: f.RingFor, NoAnswer: f.NoAnswer, Busy: f.Busy, MaxCalls: f.MaxCalls, Codecs: o.Codecs,
+		Numbers: numbers, RingFor: f.RingFor, NoAnswer: f.NoAnswer, EarlyMediaHz: f.EarlyMedia, Busy: f.Busy, MaxCalls: f.MaxCalls, Codecs: o.Codecs,
 		Script: phone.Script{Play: f.Play, Send: df.send(), HangupAfter: f.Talk, Digits: digits, DTMFMode: f.DTMFMode, DTMFAfter: f.DTMFAfter, DTMFGap: f.DTMFGap,
 			DetectTones: f.DetectTone},
 		OnReport: func(r phone.Report) {

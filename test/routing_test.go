@@ -149,15 +149,19 @@ func TestAgentTakesCallerWhoPressed0(t *testing.T) {
 	}
 }
 
-func TestCallerReaches12315Line(t *testing.T) {
-	t.Parallel()
-	linePort := freePort(t)
-	cfg := routingWithLine(t, linePort, `queues:
+// shortQueues: queues that overflow after 3 s and announce nothing, for
+// tests about lines rather than agents.
+const shortQueues = `queues:
   - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: complaints, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: suggestions, max_wait: 3s, overflow: flow, announce_first: 1m}
   - {id: followup, max_wait: 3s, overflow: flow, announce_first: 1m}
-`)
+`
+
+func TestCallerReaches12315Line(t *testing.T) {
+	t.Parallel()
+	linePort := freePort(t)
+	cfg := routingWithLine(t, linePort, shortQueues)
 	s := startServer(t, "", "--routing-config", cfg)
 	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
 		"--talk", "4s", "--calls", "1", "--json", "--prompts-dir", "../prompts")
@@ -194,12 +198,7 @@ func TestCallerReaches12315Line(t *testing.T) {
 func TestTransferEarlyMedia(t *testing.T) {
 	t.Parallel()
 	linePort := freePort(t)
-	cfg := routingWithLine(t, linePort, `queues:
-  - {id: general, max_wait: 3s, overflow: flow, announce_first: 1m}
-  - {id: complaints, max_wait: 3s, overflow: flow, announce_first: 1m}
-  - {id: suggestions, max_wait: 3s, overflow: flow, announce_first: 1m}
-  - {id: followup, max_wait: 3s, overflow: flow, announce_first: 1m}
-`)
+	cfg := routingWithLine(t, linePort, shortQueues)
 	s := startServer(t, "", "--routing-config", cfg)
 	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
 		"--answer-after", "3s", "--early-media-hz", "600", "--tone-hz", "1100", "--detect-tone", "450,600",

@@ -12,6 +12,8 @@ import (
 	"github.com/cq12345/hotline/prompts"
 	"github.com/cq12345/hotline/telemetry"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+	"github.com/icholy/digest"
 )
 
 // The answering roles: `callsim line` (a specialised line such as 12315
@@ -33,6 +35,12 @@ type AnswerConfig struct {
 	EarlyMediaHz float64
 	// Busy answers 486 Busy Here to every call.
 	Busy bool
+	// AuthUser and AuthPassword, when the password is set, make the phone
+	// act as a carrier trunk that authenticates: an INVITE without valid
+	// digest credentials gets 407 Proxy Authentication Required (RFC 3261
+	// section 22.3), wrong ones 403. Neither ends up in a report: the
+	// authenticated retry is the call.
+	AuthUser, AuthPassword string
 	// MaxCalls answers 486 beyond this many calls in progress (0: no limit).
 	MaxCalls int
 	// Codecs accepted, in our preference order (default PCMA, PCMU). An
@@ -52,7 +60,7 @@ func (p *Phone) Answer(ctx context.Context, cfg AnswerConfig) error {
 	if len(cfg.Codecs) == 0 {
 		cfg.Codecs = []prompts.Codec{prompts.PCMA, prompts.PCMU}
 	}
-	a := &answerer{p: p, cfg: cfg, ctx: ctx}
+	a := &answerer{p: p, cfg: cfg, ctx: ctx, nonce: uuid.NewString()}
 	if !p.answer.CompareAndSwap(nil, a) {
 		return fmt.Errorf("phone: already answering")
 	}
@@ -63,13 +71,35 @@ func (p *Phone) Answer(ctx context.Context, cfg AnswerConfig) error {
 }
 
 type answerer struct {
-	p   *Phone
-	cfg AnswerConfig
-	ctx context.Context
-	wg  sync.WaitGroup
+	p     *Phone
+	cfg   AnswerConfig
+	ctx   context.Context
+	wg    sync.WaitGroup
+	nonce string // of the digest challenge (AuthPassword)
 
 	mu     sync.Mutex
 	active int
+}
+
+// authorize checks an INVITE's Proxy-Authorization against the answerer's
+// credentials: 0 when it is good, else the status to answer with (407 and
+// a challenge, or 403).
+func (a *answerer) authorize(req *sip.Request) (int, sip.Header) {
+	chal := &digest.Challenge{Realm: "callsim", Nonce: a.nonce, Algorithm: "MD5", QOP: []string{"auth"}}
+	h := req.GetHeader("Proxy-Authorization")
+	if h == nil {
+		return sip.StatusProxyAuthRequired, sip.NewHeader("Proxy-Authenticate", chal.String())
+	}
+	cred, err := digest.ParseCredentials(h.Value())
+	if err != nil || cred.Nonce != a.nonce {
+		return sip.StatusProxyAuthRequired, sip.NewHeader("Proxy-Authenticate", chal.String())
+	}
+	want, err := digest.Digest(chal, digest.Options{Method: "INVITE", URI: cred.URI, Username: a.cfg.AuthUser,
+		Password: a.cfg.AuthPassword, Count: cred.Nc, Cnonce: cred.Cnonce})
+	if err != nil || cred.Username != a.cfg.AuthUser || cred.Response != want.Response {
+		return sip.StatusForbidden, nil
+	}
+	return 0, nil
 }
 
 // take reserves a place for a call; false when MaxCalls are in progress.
@@ -100,6 +130,23 @@ func (a *answerer) onIncoming(req *sip.Request, tx sip.ServerTransaction) {
 	if len(cfg.Numbers) > 0 && !slices.Contains(cfg.Numbers, req.Recipient.User) {
 		respond(sip.StatusNotFound, "Not Found")
 		return
+	}
+	if cfg.AuthPassword != "" {
+		if code, hdr := a.authorize(req); code != 0 {
+			reason := "Forbidden"
+			if code == sip.StatusProxyAuthRequired {
+				reason = "Proxy Authentication Required"
+			}
+			res := sip.NewResponseFromRequest(req, code, reason, nil)
+			if hdr != nil {
+				res.AppendHeader(hdr)
+			}
+			_ = tx.Respond(res)
+			if code == sip.StatusForbidden {
+				p.log.Info("INVITE refused: wrong digest credentials", "to", req.Recipient.User)
+			}
+			return
+		}
 	}
 	if cfg.Busy || !a.take() {
 		respond(sip.StatusBusyHere, "Busy Here")

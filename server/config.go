@@ -32,6 +32,8 @@ type Config struct {
 	RingTime      time.Duration `name:"ring-time" default:"0s" help:"Let calls ring (180 Ringing) this long before answering."`
 	DrainGrace    time.Duration `name:"drain-grace" default:"30s" help:"On SIGTERM: how long calls in progress may go on before they get a BYE."`
 	Trunk         string        `name:"trunk" help:"Default SIP trunk URI for outbound calls (destinations without their own trunk, callbacks), e.g. sip:gw.example:5060."`
+	TrunkUser     string        `name:"trunk-user" help:"User name for a trunk's digest challenge (401/407) to hotline's INVITEs (plane sip)."`
+	TrunkPassword string        `name:"trunk-password" help:"Password for a trunk's digest challenge (plane sip); prefer HOTLINE_TRUNK_PASSWORD to the command line."`
 	RoutingConfig string        `name:"routing-config" type:"path" help:"Routing file: destinations (with their trunks) and agent queues (default: the real Chongqing lines, no trunks)."`
 	Store         string        `name:"store" help:"Data store: a PostgreSQL URL (postgres://…) or a SQLite file (default: <data-dir>/hotline.db)."`
 

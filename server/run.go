@@ -243,6 +243,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			sc.Destinations = routing.NewDirectory(rcfg.Destinations, log)
 			sc.Transfers = router
 			sc.Trunk = cfg.Trunk
+			sc.TrunkUser, sc.TrunkPassword = cfg.TrunkUser, cfg.TrunkPassword
 			sc.Flagger = flag
 		})
 		if err != nil {

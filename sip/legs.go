@@ -76,6 +76,9 @@ type fork struct {
 	callID string
 	cancel context.CancelFunc
 	got1xx bool
+	auth   sipgo.AnswerOptions // digest credentials for a challenge (trunks only)
+	// challenged: the far end asked for digest credentials (401/407).
+	challenged bool
 }
 
 // RingAgent implements routing.Dialer: an INVITE to every contact the
@@ -103,7 +106,7 @@ func (s *Server) RingAgent(ctx context.Context, r routing.AgentRing) (routing.Le
 	for i, b := range contacts {
 		uris[i] = b.Contact
 	}
-	l, err := s.dial(ctx, "agent "+ext, ext, from, uris, hdrs, r.Timeout)
+	l, err := s.dial(ctx, "agent "+ext, ext, from, uris, hdrs, r.Timeout, sipgo.AnswerOptions{})
 	if err != nil {
 		return nil, err
 	}
@@ -138,12 +141,15 @@ func (s *Server) DialOut(ctx context.Context, r routing.Outbound) (routing.Leg, 
 	if r.CaseNumber != "" {
 		hdrs = append(hdrs, sip.NewHeader("X-Hotline-Case", r.CaseNumber))
 	}
-	return s.dial(ctx, what, r.Number, from, []sip.Uri{uri}, hdrs, r.Timeout)
+	auth := sipgo.AnswerOptions{Username: s.cfg.TrunkUser, Password: s.cfg.TrunkPassword}
+	return s.dial(ctx, what, r.Number, from, []sip.Uri{uri}, hdrs, r.Timeout, auth)
 }
 
 // dial sends one INVITE per target (parallel forking) sharing one RTP
 // session and one SDP offer, and returns the ringing leg.
-func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targets []sip.Uri, hdrs []sip.Header, timeout time.Duration) (*leg, error) {
+// dial sends an INVITE to every target (forks); auth carries the digest
+// credentials to answer a challenge with (none for agents' phones).
+func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targets []sip.Uri, hdrs []sip.Header, timeout time.Duration, auth sipgo.AnswerOptions) (*leg, error) {
 	// While draining, calls in progress may still reach agents and lines;
 	// only a closed plane dials nothing.
 	s.mu.Lock()
@@ -242,7 +248,7 @@ func (s *Server) dial(ctx context.Context, what, dialled, fromUser string, targe
 			}
 			continue
 		}
-		fk := &fork{dlg: dlg, callID: callID, cancel: cancel}
+		fk := &fork{dlg: dlg, callID: callID, cancel: cancel, auth: auth}
 		l.mu.Lock()
 		if l.id == "" {
 			l.id = callID
@@ -275,7 +281,12 @@ func (s *Server) forgetLeg(callID string) {
 // wait runs one fork until its final answer.
 func (l *leg) wait(ctx context.Context, f *fork) {
 	defer l.srv.callWG.Done()
-	err := f.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+	err := f.dlg.WaitAnswer(ctx, sipgo.AnswerOptions{Username: f.auth.Username, Password: f.auth.Password, OnResponse: func(res *sip.Response) error {
+		if res.StatusCode == 401 || res.StatusCode == 407 {
+			l.mu.Lock()
+			f.challenged = true
+			l.mu.Unlock()
+		}
 		if res.IsProvisional() {
 			l.mu.Lock()
 			f.got1xx = true
@@ -315,6 +326,19 @@ func (l *leg) classify(ctx context.Context, f *fork, err error) error {
 			return wrap(routing.ErrNoAnswer)
 		case code == 404 || code == 604:
 			return wrap(routing.ErrUnreachable)
+		case code == 401 || code == 407 || code == 403:
+			l.mu.Lock()
+			challenged := f.challenged
+			l.mu.Unlock()
+			switch {
+			case challenged && f.auth.Password == "":
+				l.log.Warn("the trunk asks for digest authentication: set --trunk-user and --trunk-password", "status", code)
+			case challenged:
+				// Challenged, answered, and refused (403, or a new
+				// challenge after sipgo's retries).
+				l.log.Warn("the trunk refused the trunk credentials", "status", code, "user", f.auth.Username)
+			}
+			return wrap(routing.ErrRejected)
 		default:
 			return wrap(routing.ErrRejected)
 		}

@@ -80,6 +80,11 @@ type Config struct {
 	HotlineNumber string
 	// Trunk is the SIP URI DialOut uses when the request names none.
 	Trunk string
+	// TrunkUser and TrunkPassword answer a trunk's digest challenge (401
+	// or 407, RFC 3261 section 22) to an INVITE DialOut sent: carriers'
+	// SIP trunks often ask for one. Never sent unchallenged, never used
+	// for agents' phones.
+	TrunkUser, TrunkPassword string
 	// Flagger receives the agent's flag code (*7) during a bridge.
 	Flagger Flagger
 	// Destinations and Transfers decide REFERs (refer.go): a REFER naming

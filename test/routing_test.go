@@ -241,6 +241,59 @@ func TestTransferEarlyMedia(t *testing.T) {
 	}
 }
 
+// TestTrunkDigestAuth: a line behind a trunk that authenticates (407
+// Proxy Authentication Required, as carriers' trunks do) is reached with
+// --trunk-user/--trunk-password; with a wrong password the transfer fails
+// as rejected and the caller goes on to the fallback. The password is
+// never logged.
+func TestTrunkDigestAuth(t *testing.T) {
+	t.Parallel()
+	linePort := freePort(t)
+	cfg := routingWithLine(t, linePort, shortQueues)
+	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort),
+		"--auth-user", "cq12345", "--auth-password", "trunk-s3cret", "--talk", "3s", "--calls", "1", "--json")
+	time.Sleep(300 * time.Millisecond)
+
+	for _, tc := range []struct {
+		name, password string
+		reached        bool
+		wantLog        string // a line hotlined logs about it
+	}{
+		{"no credentials", "", false, "the trunk asks for digest authentication"},
+		{"wrong password", "not-the-s3cret", false, "the trunk refused the trunk credentials"},
+		{"right password", "trunk-s3cret", true, ""},
+	} {
+		args := []string{"--routing-config", cfg}
+		if tc.password != "" {
+			args = append(args, "--trunk-user", "cq12345", "--trunk-password", tc.password)
+		}
+		s := startServer(t, "", args...)
+		r := s.call(t, "--from", "13800138034", "--dtmf", "4", "--dtmf-after", "2s", "--hangup-after", "12s")
+		s.Stop()
+		log := s.Log()
+		if !r.heard("zh-CN/transferring-12315") {
+			t.Errorf("%s: caller heard %v; want transferring to 12315", tc.name, r.PromptsHeard)
+		}
+		if tc.password != "" && strings.Contains(log, tc.password) {
+			t.Errorf("%s: the trunk password is in hotlined's log", tc.name)
+		}
+		if tc.wantLog != "" && !strings.Contains(log, tc.wantLog) {
+			t.Errorf("%s: hotlined did not log %q:\n%s", tc.name, tc.wantLog, log)
+		}
+		if tc.reached && strings.Contains(log, "the trunk refused") {
+			t.Errorf("%s: hotlined logged a refusal:\n%s", tc.name, log)
+		}
+		if !tc.reached && !r.heard("zh-CN/transferring-agent") {
+			// The 12315 destination's fallback is the general queue.
+			t.Errorf("%s: caller heard %v; want the fallback to the agents' queue", tc.name, r.PromptsHeard)
+		}
+	}
+	reps := line.reports(t)
+	if len(reps) != 1 || reps[0]["answered"] != true || num(reps[0], "rtp_received") < 50 {
+		t.Fatalf("line reports (want one answered call, the authenticated one): %s", line.out.String())
+	}
+}
+
 // routingWithLine writes a routing file in which the 12315 destination's
 // trunk is a callsim line on 127.0.0.1:linePort (the other destinations as
 // seeded, without trunks), followed by queues (a "queues:" YAML block),

@@ -41,7 +41,9 @@ type answerFlags struct {
 
 type lineCmd struct {
 	answerFlags
-	Number []string `required:"" help:"Numbers this line answers (the dialled user part, e.g. 12315); others get 404."`
+	Number       []string `required:"" help:"Numbers this line answers (the dialled user part, e.g. 12315); others get 404."`
+	AuthUser     string   `name:"auth-user" help:"Act as a trunk that authenticates: INVITEs need digest credentials for this user (407 challenge, 403 when wrong)."`
+	AuthPassword string   `name:"auth-password" env:"CALLSIM_AUTH_PASSWORD" help:"Password for --auth-user."`
 }
 
 type agentCmd struct {
@@ -76,7 +78,7 @@ func (f *answerFlags) newPhone(log, sipLog *slog.Logger) (*phone.Phone, error) {
 
 // serve answers calls until ctx is done or --calls calls have ended,
 // printing one report per call.
-func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []string, stdout io.Writer) error {
+func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []string, stdout io.Writer, more ...func(*phone.AnswerConfig)) error {
 	df := dialFlags{Codec: f.Codec, DTMF: f.DTMF, Send: f.Send, ToneHz: f.ToneHz}
 	o, digits, err := df.options()
 	if err != nil {
@@ -112,6 +114,9 @@ func (f *answerFlags) serve(ctx context.Context, p *phone.Phone, numbers []strin
 			}
 		},
 	}
+	for _, m := range more {
+		m(&cfg)
+	}
 	return p.Answer(ctx, cfg)
 }
 
@@ -125,7 +130,10 @@ func (c *lineCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.W
 	if ready != nil {
 		ready <- p.SIPAddr("udp")
 	}
-	return c.serve(ctx, p, c.Number, stdout)
+	if c.AuthUser != "" && c.AuthPassword == "" {
+		return fmt.Errorf("%w: --auth-user needs --auth-password (or CALLSIM_AUTH_PASSWORD)", errUsage)
+	}
+	return c.serve(ctx, p, c.Number, stdout, func(a *phone.AnswerConfig) { a.AuthUser, a.AuthPassword = c.AuthUser, c.AuthPassword })
 }
 
 func (c *agentCmd) run(ctx context.Context, log, sipLog *slog.Logger, stdout io.Writer) error {

@@ -84,6 +84,7 @@ func Load(fsys fs.FS) (*Library, error) {
 	}
 	for _, c := range []Codec{PCMA, PCMU} {
 		lib.frames[c][Ringback] = Frames(ringbackSamples(c), c)
+		lib.frames[c][HoldMusic] = Frames(holdSamples(c), c)
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("prompts: %d audio problems (run `make prompts`): %s", len(problems), strings.Join(problems, "; "))

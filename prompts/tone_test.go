@@ -68,3 +68,45 @@ func power(x []float64, freq float64) float64 {
 	p := s1*s1 + s2*s2 - coeff*s1*s2
 	return 2 * p / float64(len(x))
 }
+
+// TestHoldMusic: 16 s of music, never silent for long (rests are one
+// note), never louder than the prompts, in both codecs.
+func TestHoldMusic(t *testing.T) {
+	lib, err := Load(Embedded())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Codec{PCMA, PCMU} {
+		frames, ok := lib.Frames(HoldMusic, c)
+		if !ok || len(frames) != 800 {
+			t.Fatalf("%s: %d frames, want 800 (16 s)", c, len(frames))
+		}
+		decode := media.DecodeALaw
+		if c == PCMU {
+			decode = media.DecodeULaw
+		}
+		silent, run, peak := 0, 0, 0
+		for _, f := range frames {
+			var e float64
+			for _, b := range f {
+				v := int(decode(b))
+				e += float64(v * v)
+				peak = max(peak, v, -v)
+			}
+			if math.Sqrt(e/float64(len(f))) < 100 {
+				silent++
+				if silent > run {
+					run = silent
+				}
+			} else {
+				silent = 0
+			}
+		}
+		if run > 30 {
+			t.Errorf("%s: %d silent frames in a row, want at most a rest (25)", c, run)
+		}
+		if peak > 3000 || peak < 2000 {
+			t.Errorf("%s: peak %d, want about 2600", c, peak)
+		}
+	}
+}

@@ -528,24 +528,41 @@ func (r *Router) overflow(ctx context.Context, w *waiter) (*queue, ivr.Outcome, 
 }
 
 // announce plays the caller's position and estimated wait, then the
-// comfort prompt, first after AnnounceFirst and then every AnnounceEvery.
+// comfort prompt, first after AnnounceFirst and then every AnnounceEvery,
+// with hold music in between.
 func (r *Router) announce(ctx context.Context, w *waiter) {
 	r.mu.Lock()
 	first, every := w.q.cfg.AnnounceFirst, w.q.cfg.AnnounceEvery
 	r.mu.Unlock()
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	wait := first
+	for r.hold(ctx, w.call, wait) {
 		if err := w.call.Play(ctx, r.announcement(w), false); err != nil {
 			return
 		}
-		t.Reset(every)
+		wait = every
 	}
+}
+
+// hold plays the hold music to c in a loop for d (or waits in silence when
+// there is none, or it cannot be played); it reports false once ctx is
+// done.
+func (r *Router) hold(ctx context.Context, c ivr.Call, d time.Duration) bool {
+	hctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for r.o.HoldMusic != "-" && hctx.Err() == nil {
+		began := time.Now()
+		if err := c.Play(hctx, []string{r.o.HoldMusic}, false); err != nil {
+			if hctx.Err() == nil && !errors.Is(err, ivr.ErrHungUp) {
+				r.log.Warn("routing: hold music", "call", c.ID(), "err", err)
+			}
+			break
+		}
+		if time.Since(began) < ringbackMinPlay {
+			break // a plane that plays nothing: wait in silence
+		}
+	}
+	<-hctx.Done()
+	return ctx.Err() == nil
 }
 
 // announcement builds the position/estimated-wait/comfort prompt keys.

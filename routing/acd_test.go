@@ -421,7 +421,24 @@ func TestAnnouncements(t *testing.T) {
 	c1, ch1 := f.routeQueued(ctx, "c1", queueDecision("general"))
 	c2, ch2 := f.routeQueued(ctx, "c2", queueDecision("general"))
 	time.Sleep(250 * time.Millisecond)
-	p2 := c2.Played()
+	// Between the announcements: hold music (asserted apart).
+	music := func(c *fakeCall) (other []string, holds int) {
+		for _, k := range c.Played() {
+			if k == prompts.HoldMusic {
+				holds++
+			} else {
+				other = append(other, k)
+			}
+		}
+		return other, holds
+	}
+	p2, holds := music(c2)
+	if holds < 2 || p2[0] == prompts.HoldMusic {
+		t.Fatalf("c2 heard hold music %d times: %v", holds, c2.Played())
+	}
+	if c2.Played()[0] != prompts.HoldMusic {
+		t.Fatalf("c2 heard %v first, want the hold music until the first announcement", c2.Played()[0])
+	}
 	n := 0
 	for _, k := range p2 {
 		if k == "zh-CN/queue-comfort" {
@@ -437,7 +454,7 @@ func TestAnnouncements(t *testing.T) {
 	if !slices.Equal(p2[:len(want)], want) {
 		t.Fatalf("c2 heard %v, want %v", p2[:len(want)], want)
 	}
-	if p1 := c1.Played(); len(p1) < 2 || p1[1] != "zh-CN/digit-0" {
+	if p1, _ := music(c1); len(p1) < 2 || p1[1] != "zh-CN/digit-0" {
 		t.Fatalf("c1 heard %v", p1)
 	}
 	<-ch0
@@ -739,5 +756,21 @@ func TestTransferEarlyMedia(t *testing.T) {
 	// The ringback played until the early media came, and not after.
 	if n := strings.Count(strings.Join(c.Played(), ","), prompts.Ringback); n != 1 {
 		t.Fatalf("played %v; want the ringback once, before the early media", c.Played())
+	}
+}
+
+// TestHoldMusicOff: "-" keeps the waits between announcements silent.
+func TestHoldMusicOff(t *testing.T) {
+	q := testQueue("general")
+	q.AnnounceFirst, q.AnnounceEvery = 20*time.Millisecond, 40*time.Millisecond
+	f := newFixture(t, &Config{Queues: []Queue{q}}, func(o *Options) { o.HoldMusic = "-" })
+	ctx, cancel := context.WithCancel(context.Background())
+	c, ch := f.routeQueued(ctx, "c1", queueDecision("general"))
+	time.Sleep(150 * time.Millisecond)
+	c.Hangup(ctx, "test over")
+	<-ch
+	cancel()
+	if slices.Contains(c.Played(), prompts.HoldMusic) || !slices.Contains(c.Played(), "zh-CN/queue-comfort") {
+		t.Fatalf("played %v; want announcements and no hold music", c.Played())
 	}
 }

@@ -68,6 +68,10 @@ type Options struct {
 	// line rings: the caller during a transfer, the agent while a callback
 	// rings the citizen (default prompts.Ringback; "-": silence).
 	Ringback string
+	// HoldMusic is the audio key played in a loop to a caller waiting in a
+	// queue between announcements (default prompts.HoldMusic; "-":
+	// silence).
+	HoldMusic string
 }
 
 // Router carries out the flow's routing decisions (it implements
@@ -177,6 +181,9 @@ func New(o Options) (*Router, error) {
 	}
 	if o.Ringback == "" {
 		o.Ringback = prompts.Ringback
+	}
+	if o.HoldMusic == "" {
+		o.HoldMusic = prompts.HoldMusic
 	}
 	r := &Router{o: o, cfg: o.Config, log: o.Logger, queues: map[string]*queue{}, agents: map[string]*Agent{},
 		pending: map[string]bool{}, held: map[string]*held{}, unreachable: map[string]time.Time{}, bridged: map[string]context.CancelCauseFunc{}, dests: map[string]*destFigures{}, kick: make(chan struct{}, 1)}

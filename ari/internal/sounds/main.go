@@ -8,6 +8,11 @@
 //	go run ./ari/internal/sounds -out /var/lib/asterisk/sounds
 //
 // The sox equivalent, for one file: sox greeting.alaw.wav -t al greeting.alaw
+//
+// The audio hotline synthesises (prompts.HoldMusic, played as
+// "sound:hotline/tone/hold") is written too, as <out>/hotline/tone/<id>.alaw
+// and .ulaw. The ringback is not: the plane plays Asterisk's own
+// tone:ring;tonezone=cn.
 package main
 
 import (
@@ -71,5 +76,32 @@ func install(fsys fs.FS, out string) (int, error) {
 		n++
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return n, err
+	}
+	lib, err := prompts.Load(fsys)
+	if err != nil {
+		return n, err
+	}
+	dir := filepath.Join(out, "hotline", "tone")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return n, err
+	}
+	for _, key := range []string{prompts.HoldMusic} {
+		for _, c := range []struct {
+			codec prompts.Codec
+			ext   string
+		}{{prompts.PCMA, ".alaw"}, {prompts.PCMU, ".ulaw"}} {
+			frames, _ := lib.Frames(key, c.codec)
+			var raw []byte
+			for _, f := range frames {
+				raw = append(raw, f...)
+			}
+			if err := os.WriteFile(filepath.Join(dir, path.Base(key)+c.ext), raw, 0o644); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
 }

@@ -36,6 +36,13 @@ func TestInstall(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "hotline", "en", "greeting.ulaw")); err != nil {
 		t.Error(err)
 	}
+	// The synthesised hold music, as the plane plays it
+	// (sound:hotline/tone/hold): 16 s of A-law.
+	for _, ext := range []string{".alaw", ".ulaw"} {
+		if fi, err := os.Stat(filepath.Join(out, "hotline", "tone", "hold"+ext)); err != nil || fi.Size() != 16*8000 {
+			t.Errorf("hold%s: %v, want 16 s of samples", ext, err)
+		}
+	}
 	// Where sox is installed, our raw file is what sox -t al makes.
 	if sox, err := exec.LookPath("sox"); err == nil {
 		ref := filepath.Join(t.TempDir(), "ref.alaw")

@@ -549,19 +549,7 @@ func (r *Router) announce(ctx context.Context, w *waiter) {
 func (r *Router) hold(ctx context.Context, c ivr.Call, d time.Duration) bool {
 	hctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	for r.o.HoldMusic != "-" && hctx.Err() == nil {
-		began := time.Now()
-		if err := c.Play(hctx, []string{r.o.HoldMusic}, false); err != nil {
-			if hctx.Err() == nil && !errors.Is(err, ivr.ErrHungUp) {
-				r.log.Warn("routing: hold music", "call", c.ID(), "err", err)
-			}
-			break
-		}
-		if time.Since(began) < ringbackMinPlay {
-			break // a plane that plays nothing: wait in silence
-		}
-	}
-	<-hctx.Done()
+	r.playLoop(hctx, c, r.o.HoldMusic, "hold music")
 	return ctx.Err() == nil
 }
 

@@ -413,39 +413,37 @@ func legOutcome(ctx context.Context, callerGone bool, bridgeErr error, who strin
 	return ivr.Outcome{Status: ivr.OutcomeReturned, Reason: who + " hung up"}, nil
 }
 
-// ringbackMinPlay: a ringback Play that returns sooner played no cadence.
-const ringbackMinPlay = 100 * time.Millisecond
+// minLoopPlay: a looped Play that returns sooner played nothing.
+const minLoopPlay = 100 * time.Millisecond
+
+// playLoop plays key to c again and again until ctx is done ("-": silence).
+// When the call ends, the plane cannot play the key, or plays nothing, it
+// waits for ctx in silence rather than spin.
+func (r *Router) playLoop(ctx context.Context, c ivr.Call, key, what string) {
+	for key != "-" && ctx.Err() == nil {
+		began := time.Now()
+		if err := c.Play(ctx, []string{key}, false); err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ivr.ErrHungUp) {
+				r.log.Warn("routing: "+what, "call", c.ID(), "err", err)
+			}
+			break
+		}
+		if time.Since(began) < minLoopPlay {
+			break
+		}
+	}
+	<-ctx.Done()
+}
 
 // ringback plays the ringback tone to c in a loop until stop is called.
 // stop returns once the tone has stopped, so that the bridge which follows
-// has the call's audio to itself. The tone is local: a line's early media
-// (183 with SDP) is not relayed, as most lines send none that matters
-// before they answer.
+// has the call's audio to itself.
 func (r *Router) ringback(ctx context.Context, c ivr.Call) (stop func()) {
-	if r.o.Ringback == "-" {
-		return func() {}
-	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for rctx.Err() == nil {
-			began := time.Now()
-			if err := c.Play(rctx, []string{r.o.Ringback}, false); err != nil {
-				if rctx.Err() == nil && !errors.Is(err, ivr.ErrHungUp) {
-					r.log.Warn("routing: ringback", "call", c.ID(), "err", err)
-				}
-				return
-			}
-			if time.Since(began) < ringbackMinPlay {
-				// A plane that plays nothing (or a tone it ends at
-				// once) must not turn this loop into a spin.
-				select {
-				case <-rctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}
+		r.playLoop(rctx, c, r.o.Ringback, "ringback")
 	}()
 	return func() { cancel(); <-done }
 }

@@ -37,3 +37,15 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Error("a misspelt config key was accepted")
 	}
 }
+
+// TestTrunkPasswordFromEnv: the trunk password comes from the environment,
+// as docs/configuration.md advises (not the command line).
+func TestTrunkPasswordFromEnv(t *testing.T) {
+	c, _, err := Parse("hotlined", []string{"--trunk-user", "cq12345"}, []string{"HOTLINE_TRUNK_PASSWORD=s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrunkUser != "cq12345" || c.TrunkPassword != "s3cret" {
+		t.Errorf("trunk user %q, password set %v", c.TrunkUser, c.TrunkPassword == "s3cret")
+	}
+}

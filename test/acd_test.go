@@ -194,8 +194,8 @@ func TestBusyLineFallsBack(t *testing.T) {
 	line := startPhone(t, "line", "--number", "12315", "--listen", fmt.Sprintf("127.0.0.1:%d", linePort), "--busy", "--json")
 	time.Sleep(300 * time.Millisecond)
 	r := s.call(t, "--from", "13800138072", "--dtmf", "4", "--dtmf-after", "2s", "--hangup-after", "20s")
-	if !r.heard("zh-CN/transferring-12315", "zh-CN/transferring-agent") {
-		t.Errorf("heard %v; want the 12315 attempt, then the 12345 queue", r.PromptsHeard)
+	if !r.heard("zh-CN/transferring-12315", "zh-CN/line-unavailable", "zh-CN/transferring-agent") {
+		t.Errorf("heard %v; want the 12315 attempt, \"line unavailable\", then the 12345 queue", r.PromptsHeard)
 	}
 	line.cancel()
 }

@@ -229,14 +229,15 @@ var scenarios = []scenario{
 			outcome: cases.OutcomeTransferred, destination: "12315",
 		},
 		// Routed: 12315 has no trunk here, so the transfer fails over to
-		// the flow's on_fail (market-fallback, the general queue), which
+		// the flow's on_fail (market-fallback, "line unavailable", the
+		// general queue), which
 		// books a callback; the case keeps the transfer decision too.
 		routed: &expect{
 			answered: true,
-			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-12315", "zh-CN/transferring-agent", "zh-CN/callback-booked", "zh-CN/goodbye"},
+			heard:    []string{"zh-CN/greeting", "zh-CN/transferring-12315", "zh-CN/line-unavailable", "zh-CN/transferring-agent", "zh-CN/callback-booked", "zh-CN/goodbye"},
 			notHeard: []string{"zh-CN/main-menu"},
 			endedBy:  "hotline", cases: 1,
-			path:         append(slices.Clip(pathTypeAhead4), "market-fallback:", "queue-general:"),
+			path:         append(slices.Clip(pathTypeAhead4), "market-fallback:", "line-unavailable:", "queue-general:"),
 			outcomeAnyOf: routedOutcomes, queue: "general", destination: "12315",
 		},
 	},

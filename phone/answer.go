@@ -143,7 +143,7 @@ func (a *answerer) onIncoming(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			_ = tx.Respond(res)
 			if code == sip.StatusForbidden {
-				p.log.Info("INVITE refused: wrong digest credentials", "to", req.Recipient.User)
+				p.log.Info("INVITE refused: wrong digest credentials", "to", telemetry.MaskNumber(req.Recipient.User))
 			}
 			return
 		}

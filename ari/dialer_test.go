@@ -390,7 +390,7 @@ func TestCallbackLegs(t *testing.T) {
 		return citizenCh != nil
 	})
 	if got := citizenCh.CallerNumber(); got != "12345" {
-		t.Errorf("the citizen sees %q, want the hotline's number", got)
+		t.Errorf("the citizen sees %q, want the hotline's number", telemetry.MaskNumber(got))
 	}
 	citizenCh.HangUp()
 	if err := <-out; err != nil {

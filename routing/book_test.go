@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cq12345/hotline/ivr"
+	"github.com/cq12345/hotline/telemetry"
 )
 
 // recorder is a CallbackRecorder that keeps what it is told.
@@ -69,15 +70,18 @@ func TestCallbackRecorded(t *testing.T) {
 		})
 		waitFor(t, "attempt recorded", 2*time.Second, func() bool { return len(rec.got()) == i+1 })
 		e := rec.got()[i]
+		// What the messages print, with the citizen's number masked: test
+		// output is a log too.
+		seen := strings.ReplaceAll(fmt.Sprintf("%+v", e), c.caller, telemetry.MaskNumber(c.caller))
 		if e.State != tc.state || !strings.HasPrefix(e.Reason, tc.reason) || e.Agent != "1001" ||
 			e.Callback.ID != cbs[0].ID || e.Callback.Case != "Cc1" || e.Callback.Queue != "general" {
-			t.Errorf("attempt %d recorded %+v; want state %s reason %q by 1001 on case Cc1", i+1, e, tc.state, tc.reason)
+			t.Errorf("attempt %d recorded %s; want state %s reason %q by 1001 on case Cc1", i+1, seen, tc.state, tc.reason)
 		}
 		if tc.talkAbove > 0 && e.Talk < tc.talkAbove || tc.talkAbove == 0 && e.Talk != 0 {
 			t.Errorf("attempt %d talk %v, want above %v (0 when not bridged)", i+1, e.Talk, tc.talkAbove)
 		}
 		if strings.Contains(fmt.Sprintf("%+v", e), c.caller) {
-			t.Errorf("the citizen's number in what is recorded: %+v", e)
+			t.Errorf("the citizen's number in what is recorded: %s", seen)
 		}
 	}
 }

@@ -41,12 +41,7 @@ func ringbackSamples(c Codec) []byte {
 			out[i] = c.Silence()
 			continue
 		}
-		s := int16(math.Round(ringbackAmplitude * math.Sin(2*math.Pi*ringbackHz*float64(i)/rate)))
-		if c == PCMU {
-			out[i] = media.EncodeULaw(s)
-		} else {
-			out[i] = media.EncodeALaw(s)
-		}
+		out[i] = encode(c, ringbackAmplitude*math.Sin(2*math.Pi*ringbackHz*float64(i)/rate))
 	}
 	return out
 }
@@ -89,13 +84,17 @@ func holdSamples(c Codec) []byte {
 				}
 				v = holdAmplitude * env * (math.Sin(2*math.Pi*f*t) + 0.25*math.Sin(4*math.Pi*f*t)) / 1.25
 			}
-			s := int16(math.Round(v))
-			if c == PCMU {
-				out = append(out, media.EncodeULaw(s))
-			} else {
-				out = append(out, media.EncodeALaw(s))
-			}
+			out = append(out, encode(c, v))
 		}
 	}
 	return out
+}
+
+// encode rounds a linear sample and encodes it in codec c.
+func encode(c Codec, v float64) byte {
+	s := int16(math.Round(v))
+	if c == PCMU {
+		return media.EncodeULaw(s)
+	}
+	return media.EncodeALaw(s)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -70,15 +72,22 @@ type server struct {
 	stopOnce sync.Once
 }
 
-// freePort returns a port free for both UDP and TCP on 127.0.0.1.
+// freePort returns a loopback port free for both UDP and TCP, for a
+// process the test starts later (a callsim line behind a trunk URI written
+// into a routing file). Ports come from below the kernel's ephemeral range
+// (ip_local_port_range, 32768-60999 by default), which nothing that binds
+// port 0 — hotlined's RTP sockets, other callsims — is ever given: a port
+// picked from that range and released could be taken before the line
+// binds it (a CI run once failed so). A counter keeps this process's picks
+// apart; the bind checks keep anything else's.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	for range 200 {
+		port := int(portBase + portNext.Add(1)%portSpan)
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		u.Close()
 		if err == nil {
@@ -86,9 +95,22 @@ func freePort(t *testing.T) int {
 			return port
 		}
 	}
-	t.Fatal("no free port")
+	t.Fatal("no free port below the ephemeral range")
 	return 0
 }
+
+// The ports freePort hands out: [portBase, portBase+portSpan), starting at
+// a point drawn per process so that two test processes rarely meet.
+const (
+	portBase = 20000
+	portSpan = 12000
+)
+
+var portNext = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(rand.Int64N(portSpan))
+	return &n
+}()
 
 // startServer starts hotlined on free loopback ports with a fresh data
 // folder (or dataDir when given) and waits until /healthz answers.
